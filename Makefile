@@ -1,0 +1,37 @@
+# ironic-agent: build, test and demo entry points.
+# `make demo` runs the main job; `make test` runs every test (CI calls it).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+JOBS ?= 2
+# Caches reused between runs (Ironic venv, coreos-installer build).
+export IRONIC_AGENT_CACHE ?= /var/cache/ironic-agent
+
+.PHONY: all build release test deps lint unit demo clean
+
+all: build
+
+build:
+	$(CARGO) build -j$(JOBS)
+
+release:
+	$(CARGO) build -j$(JOBS) --release
+
+## deps: install every package the tests need (idempotent; runs as root in CI).
+deps:
+	bash .ci/install-deps.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --all-targets -- -D warnings
+
+## test: everything CI runs — lint, unit, actor and real-peer integration tests.
+test: deps lint
+	$(CARGO) test -j$(JOBS) --all-targets -- --test-threads=4
+
+## demo: the main job (see README.md).
+demo: deps
+	bash scripts/demo.sh
+
+clean:
+	$(CARGO) clean

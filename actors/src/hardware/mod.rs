@@ -1,0 +1,1 @@
+//! Hardware managers: IPA's manager framework, the generic and the CoreOS manager.

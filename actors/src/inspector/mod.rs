@@ -1,0 +1,7 @@
+//! Hardware inspector: builds IPA's inventory from sysfs, procfs and tools.
+
+mod actor;
+pub mod inventory;
+
+pub use actor::{CollectInventory, HardwareInspector};
+pub use inventory::Inventory;

@@ -1,0 +1,5 @@
+//! systemd supervisor: starts and follows host units over the system D-Bus.
+
+mod actor;
+
+pub use actor::SystemdSupervisor;

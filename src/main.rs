@@ -1,0 +1,47 @@
+//! `ironic-agent`: an IPA-compatible provisioning agent for Ironic on CoreOS.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ironic_agent::cli::{Cli, Command};
+use ironic_agent::{config, logging, wiring};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            // The logger may not be up yet: print the whole chain plainly.
+            eprintln!("ironic-agent: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<u8> {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("ironic-agent {}", ironic_agent_actors::AGENT_VERSION);
+        return Ok(0);
+    }
+    let loaded = config::load(&cli)?;
+    if cli.dump_config {
+        println!("{}", config::dump_config_json(&loaded.config));
+        return Ok(0);
+    }
+    logging::init(loaded.config.debug);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    match &cli.command {
+        Some(Command::Inventory { .. }) => {
+            anyhow::bail!("the inventory subcommand arrives with the hardware inspector")
+        }
+        Some(Command::Ignition(_)) => {
+            anyhow::bail!("the ignition subcommand arrives with the packaging work")
+        }
+        None => {
+            let code = wiring::run_agent(loaded.config)?;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The one place that creates the actors and connects them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use anyhow::Context as _;
+use ironic_agent_actors::api::{ApiServer, ApiSettings, StartServing, StopServing};
+use ironic_agent_actors::config::AgentConfig;
+use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
+use ironic_agent_actors::host::ProcessRunner;
+use ironic_agent_actors::inspector::HardwareInspector;
+use ironic_agent_actors::installer::InstallerRunner;
+use ironic_agent_actors::ironic::IronicClient;
+use ironic_agent_actors::systemd::SystemdSupervisor;
+
+/// How long a signal waits for a running command before the agent exits anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Addresses of every running actor.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// The HTTP API.
+    pub api: Addr<ApiServer>,
+    /// The command engine.
+    pub coordinator: Addr<Coordinator>,
+    /// The worker actors the coordinator delegates to.
+    pub peers: Peers,
+}
+
+/// Starts all six actors inside the current actix system.
+pub fn start_actors(config: &AgentConfig) -> Agent {
+    let runner = Arc::new(ProcessRunner::default());
+    let peers = Peers {
+        inspector: HardwareInspector::new(config.clone()).start(),
+        installer: InstallerRunner::new(config.clone(), runner).start(),
+        systemd: SystemdSupervisor::new(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok()).start(),
+        ironic: IronicClient::new(config.clone()).start(),
+    };
+    let coordinator = Coordinator::new(config.clone(), peers.clone()).start();
+    let api = ApiServer::new(
+        ApiSettings {
+            listen_host: config.listen_host.clone(),
+            listen_port: config.listen_port,
+        },
+        coordinator.clone(),
+        config.agent_token.clone(),
+    )
+    .start();
+    Agent {
+        api,
+        coordinator,
+        peers,
+    }
+}
+
+impl Agent {
+    /// Checks that every actor answers, returning their names.
+    pub async fn probe(&self) -> anyhow::Result<Vec<String>> {
+        let mut names = self
+            .coordinator
+            .send(ProbeAll)
+            .await
+            .context("coordinator mailbox")?
+            .context("probing the worker actors")?;
+        names.push(
+            self.api
+                .send(ironic_agent_actors::probe::Probe)
+                .await
+                .context("API mailbox")?,
+        );
+        Ok(names)
+    }
+
+    /// Binds the API and starts serving.
+    pub async fn serve(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+        self.api
+            .send(StartServing::default())
+            .await
+            .context("API mailbox")?
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Clean shutdown: stop accepting work, let a running command finish, stop the API.
+    pub async fn shutdown(&self, drain_timeout: Duration) -> bool {
+        tracing::info!("shutting down: no new commands are accepted");
+        let drained = self
+            .coordinator
+            .send(DrainCommands {
+                timeout: drain_timeout,
+            })
+            .await
+            .unwrap_or(false);
+        if !drained {
+            tracing::warn!("a command was still running at shutdown");
+        }
+        let _ = self.api.send(StopServing { graceful: true }).await;
+        drained
+    }
+}
+
+/// Runs the agent until a signal arrives; returns the process exit code.
+pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
+    let system = actix::System::new();
+    let code = system.block_on(async move {
+        let agent = start_actors(&config);
+        let names = agent.probe().await?;
+        tracing::debug!(?names, "all actors answer");
+        // Until the Ironic client owns the start-up sequence, every mode
+        // serves the API at once (standalone behaviour).
+        let addrs = agent.serve().await?;
+        tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        wait_for_signal().await?;
+        spawn_second_signal_exit();
+        agent.shutdown(DRAIN_TIMEOUT).await;
+        anyhow::Ok(0)
+    })?;
+    Ok(code)
+}
+
+/// Waits for the first SIGTERM or SIGINT.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+/// After the first signal, a second one exits at once.
+fn spawn_second_signal_exit() {
+    actix::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            tracing::warn!("second signal: exiting at once");
+            std::process::exit(130);
+        }
+    });
+}

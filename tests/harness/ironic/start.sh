@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Start a private all-in-one Ironic (conductor + embedded API) on 127.0.0.1.
+#
+#   start.sh RUN_DIR PORT [--require-tls] [--fast-track] [--automated-clean]
+#
+# Renders ironic.conf.in into RUN_DIR/ironic.conf, creates the sqlite schema
+# (once per RUN_DIR; a restart in the same RUN_DIR keeps the nodes), starts
+# `ironic` in its own session/process group, logging to RUN_DIR/ironic.log,
+# and waits until GET / answers 200. Writes RUN_DIR/ironic.pid (the process
+# group leader; stop.sh signals the whole group). On failure it prints the
+# log tail, stops whatever it started and exits 1.
+# Needs the venv from setup.sh (same IRONIC_AGENT_CACHE).
+# IRONIC_HARNESS_START_TIMEOUT (seconds, default 60) bounds the wait.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+VENV=${IRONIC_AGENT_CACHE:-$REPO/.cache}/ironic-venv
+TIMEOUT=${IRONIC_HARNESS_START_TIMEOUT:-60}
+
+usage() { echo "usage: $0 RUN_DIR PORT [--require-tls] [--fast-track] [--automated-clean]" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+RUN_DIR=$1 PORT=$2; shift 2
+require_tls=False fast_track=False automated_clean=False
+for opt in "$@"; do
+  case $opt in
+    --require-tls) require_tls=True ;;
+    --fast-track) fast_track=True ;;
+    --automated-clean) automated_clean=True ;;
+    *) usage ;;
+  esac
+done
+[[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || { echo "start.sh: bad port '$PORT'" >&2; exit 2; }
+[ -x "$VENV/bin/ironic" ] || { echo "start.sh: no ironic in $VENV; run tests/harness/ironic/setup.sh first" >&2; exit 1; }
+
+mkdir -p "$RUN_DIR"
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+case $RUN_DIR in *[\|\&\\]*) echo "start.sh: RUN_DIR must not contain | & or \\" >&2; exit 2 ;; esac
+if [ -f "$RUN_DIR/ironic.pid" ] && kill -0 -- "-$(cat "$RUN_DIR/ironic.pid")" 2>/dev/null; then
+  echo "start.sh: ironic already running for $RUN_DIR (pgid $(cat "$RUN_DIR/ironic.pid"))" >&2
+  exit 1
+fi
+mkdir -p "$RUN_DIR/state/locks" "$RUN_DIR/deploy-logs"
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+fail() {
+  echo "start.sh: $1; last lines of $RUN_DIR/ironic.log:" >&2
+  tail -n 40 "$RUN_DIR/ironic.log" >&2 2>/dev/null || true
+  "$HERE/stop.sh" "$RUN_DIR" >&2 || true
+  exit 1
+}
+
+sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PORT@|$PORT|g" \
+    -e "s|@REQUIRE_TLS@|$require_tls|g" -e "s|@FAST_TRACK@|$fast_track|g" \
+    -e "s|@AUTOMATED_CLEAN@|$automated_clean|g" \
+    "$HERE/ironic.conf.in" >"$RUN_DIR/ironic.conf"
+if grep -n '@[A-Z_]*@' "$RUN_DIR/ironic.conf" >&2; then
+  echo "start.sh: unrendered placeholder in ironic.conf" >&2; exit 1
+fi
+
+t0=$(now)
+if [ ! -s "$RUN_DIR/state/ironic.sqlite" ]; then
+  if ! "$VENV/bin/ironic-dbsync" --config-file "$RUN_DIR/ironic.conf" create_schema \
+        >"$RUN_DIR/dbsync.log" 2>&1; then
+    echo "start.sh: ironic-dbsync create_schema failed:" >&2
+    tail -n 20 "$RUN_DIR/dbsync.log" >&2
+    exit 1
+  fi
+fi
+t_schema=$(elapsed "$t0")
+
+# stdout/stderr (warnings, tracebacks before logging is set up) go to the
+# same file as oslo.log's log_file; both append.
+log_offset=$(stat -c %s "$RUN_DIR/ironic.log" 2>/dev/null || echo 0)
+t1=$(now)
+( exec setsid "$VENV/bin/ironic" --config-file "$RUN_DIR/ironic.conf" \
+    </dev/null >>"$RUN_DIR/ironic.log" 2>&1 ) &
+pid=$!
+# Without job control the subshell is not a group leader, so setsid() made
+# it (and the exec'd ironic) leader of a new group whose id is its pid.
+# Confirm, in case that ever changes.
+pgid=""
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || true
+  [ "$pgid" = "$pid" ] && break
+  sleep 0.05
+done
+if [ "$pgid" != "$pid" ]; then
+  kill -KILL "$pid" 2>/dev/null || true
+  echo "start.sh: ironic (pid $pid) did not become a process group leader (pgid '${pgid}')" >&2
+  exit 1
+fi
+echo "$pid" >"$RUN_DIR/ironic.pid"
+echo "$PORT" >"$RUN_DIR/ironic.port"
+
+# Wait for GET / == 200 while the master lives; a CRITICAL log line means the
+# worker died (the master would then linger forever).
+if ! "$VENV/bin/python" - "$PORT" "$pid" "$TIMEOUT" "$RUN_DIR/ironic.log" "$log_offset" <<'EOF'
+import os, re, sys, time, http.client
+port, pid, timeout, log = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+offset = int(sys.argv[5])
+deadline = time.monotonic() + timeout
+def live_members():
+    """pids of the non-zombie processes in ironic's process group"""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid and fields[0] != "Z":
+            found.append(int(d))
+    return found
+seen_worker, lone_since = False, None
+while time.monotonic() < deadline:
+    members = live_members()
+    if pid not in members:
+        print("ironic exited during startup", file=sys.stderr); sys.exit(1)
+    # The master forks a worker at once. If the worker dies (e.g. a driver
+    # fails to load) the master may neither exit nor respawn it.
+    if len(members) > 1:
+        seen_worker, lone_since = True, None
+    elif seen_worker:
+        lone_since = lone_since or time.monotonic()
+        if time.monotonic() - lone_since > 1.0:
+            print("ironic's worker process died during startup", file=sys.stderr); sys.exit(1)
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+    except OSError:
+        chunk = b""
+    # only complete lines; oslo.log: "<date> <time> <pid> CRITICAL <logger> ..."
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    offset += len(complete)
+    if re.search(rb"(?m)^\S+ \S+ \d+ CRITICAL ", complete):
+        print("ironic logged CRITICAL during startup", file=sys.stderr); sys.exit(1)
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/")
+        if c.getresponse().status == 200:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+print("GET http://127.0.0.1:%d/ not 200 after %g s" % (port, timeout), file=sys.stderr)
+sys.exit(1)
+EOF
+then
+  fail "ironic did not come up on 127.0.0.1:$PORT"
+fi
+echo "ironic-harness start: pid $pid on http://127.0.0.1:$PORT ready in $(elapsed "$t1") s (schema $t_schema s; require_tls=$require_tls fast_track=$fast_track automated_clean=$automated_clean)"
