@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ironic_agent_actors::config::Secret;
 
 /// `ironic-agent`: an IPA-compatible provisioning agent for Ironic on CoreOS.
 ///
@@ -51,8 +52,8 @@ pub struct Cli {
 
     /// Pre-shared agent token (`agent_token`). Prefer a config file: flags are visible
     /// in the process list.
-    #[arg(long, value_name = "TOKEN", global = true)]
-    pub agent_token: Option<String>,
+    #[arg(long, value_name = "TOKEN", value_parser = parse_secret, global = true)]
+    pub agent_token: Option<Secret>,
 
     /// Serve the API over TLS with --tls-cert-file/--tls-key-file (`listen_tls`).
     #[arg(
@@ -188,6 +189,11 @@ fn parse_flag_bool(value: &str) -> Result<bool, String> {
     })
 }
 
+/// clap value parser for the token: wrapped at once so `Debug` of [`Cli`] hides it.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +243,7 @@ mod tests {
             "--advertise-port",
             "9997",
             "--agent-token",
-            "tok",
+            "tok-cli-5e1d",
             "--listen-tls",
             "--tls-cert-file",
             "/c.pem",
@@ -276,6 +282,14 @@ mod tests {
         assert_eq!(cli.debug, Some(true));
         assert_eq!(cli.tls_min_version.as_deref(), Some("1.3"));
         assert!(cli.standalone && cli.dump_config);
+        assert_eq!(
+            cli.agent_token.as_ref().map(Secret::expose),
+            Some("tok-cli-5e1d")
+        );
+        assert!(
+            !format!("{cli:?}").contains("tok-cli-5e1d"),
+            "token leaked in Debug"
+        );
         assert_eq!(
             cli.block_device_allowlist.as_deref(),
             Some("/dev/loop0,/dev/loop1")

@@ -25,6 +25,9 @@ fn run() -> anyhow::Result<u8> {
     }
     let loaded = config::load(&cli)?;
     if cli.dump_config {
+        for warning in &loaded.warnings {
+            eprintln!("ironic-agent: warning: {warning}");
+        }
         println!("{}", config::dump_config_json(&loaded.config));
         return Ok(0);
     }

@@ -238,7 +238,7 @@ mod tests {
             "/etc/x/t.conf:3: expected 'key = value' or 'key: value'"
         );
         assert_eq!(
-            err("[DEFAULT]\n = v\n"),
+            err("[DEFAULT]\n= v\n"),
             "/etc/x/t.conf:2: empty option name"
         );
         assert_eq!(

@@ -344,7 +344,11 @@ fn apply_flags(cli: &Cli, gathered: &mut Gathered) {
             "--advertise-port",
             cli.advertise_port.map(|p| p.to_string()),
         ),
-        ("agent_token", "--agent-token", cli.agent_token.clone()),
+        (
+            "agent_token",
+            "--agent-token",
+            cli.agent_token.as_ref().map(|t| t.expose().to_string()),
+        ),
         ("listen_tls", "--listen-tls", cli.listen_tls.map(bool_str)),
         (
             "tls_cert_file",

@@ -105,13 +105,13 @@ fn config_precedence_defaults_cmdline_files_dir_flags() {
         let c = load_ok(&scratch.cli(cmdline, args)).config;
         (c.listen_port, c.debug)
     };
-    let all = [
+    let all: [&str; 9] = [
         "--config-file",
-        &a,
+        a.as_str(),
         "--config-file",
-        &b,
+        b.as_str(),
         "--config-dir",
-        &d,
+        d.as_str(),
         "--listen-port",
         "1006",
         "--debug",
