@@ -7,7 +7,9 @@ use actix::{Actor, Addr};
 use anyhow::Context as _;
 use ironic_agent_actors::api::{ApiServer, ApiSettings, StartServing, StopServing};
 use ironic_agent_actors::config::AgentConfig;
-use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
+use ironic_agent_actors::coordinator::{
+    rescued_marker_path, AttachApiControl, Coordinator, DrainCommands, Peers, ProbeAll,
+};
 use ironic_agent_actors::host::ProcessRunner;
 use ironic_agent_actors::inspector::HardwareInspector;
 use ironic_agent_actors::installer::InstallerRunner;
@@ -47,6 +49,8 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
         config.agent_token.clone(),
     )
     .start();
+    // The coordinator stops the API after rescue and lockdown.
+    coordinator.do_send(AttachApiControl(api.clone().recipient()));
     Agent {
         api,
         coordinator,
@@ -106,10 +110,16 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
-        // Until the Ironic client owns the start-up sequence, every mode
-        // serves the API at once (standalone behaviour).
-        let addrs = agent.serve().await?;
-        tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        let marker = rescued_marker_path(&config.paths.etc_root);
+        if marker.exists() {
+            // IPA: after finalize_rescue the agent never serves the API again.
+            tracing::warn!(marker = %marker.display(), "node was rescued: not serving the API");
+        } else {
+            // Until the Ironic client owns the start-up sequence, every mode
+            // serves the API at once (standalone behaviour).
+            let addrs = agent.serve().await?;
+            tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        }
         wait_for_signal().await?;
         spawn_second_signal_exit();
         agent.shutdown(DRAIN_TIMEOUT).await;

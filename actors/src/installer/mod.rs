@@ -2,4 +2,4 @@
 
 mod actor;
 
-pub use actor::InstallerRunner;
+pub use actor::{InstallerRunner, RunStep};

@@ -2,4 +2,4 @@
 
 mod actor;
 
-pub use actor::SystemdSupervisor;
+pub use actor::{StartUnitAndWait, SystemdSupervisor};
