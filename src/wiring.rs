@@ -7,9 +7,7 @@ use actix::{Actor, Addr};
 use anyhow::Context as _;
 use ironic_agent_actors::api::{ApiServer, ApiSettings, StartServing, StopServing};
 use ironic_agent_actors::config::AgentConfig;
-use ironic_agent_actors::coordinator::{
-    rescued_marker_path, AttachApiControl, Coordinator, DrainCommands, Peers, ProbeAll,
-};
+use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
 use ironic_agent_actors::host::ProcessRunner;
 use ironic_agent_actors::inspector::HardwareInspector;
 use ironic_agent_actors::installer::InstallerRunner;
@@ -50,7 +48,9 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
     )
     .start();
     // The coordinator stops the API after rescue and lockdown.
-    coordinator.do_send(AttachApiControl(api.clone().recipient()));
+    coordinator.do_send(ironic_agent_actors::coordinator::AttachApiControl(
+        api.clone().recipient(),
+    ));
     Agent {
         api,
         coordinator,
@@ -110,7 +110,7 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
-        let marker = rescued_marker_path(&config.paths.etc_root);
+        let marker = ironic_agent_actors::coordinator::rescued_marker_path(&config.paths.etc_root);
         if marker.exists() {
             // IPA: after finalize_rescue the agent never serves the API again.
             tracing::warn!(marker = %marker.display(), "node was rescued: not serving the API");
