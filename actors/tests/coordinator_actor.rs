@@ -744,14 +744,32 @@ async fn rescue_writes_the_password_and_stops_the_api() {
 }
 
 #[actix_rt::test]
-async fn lockdown_stops_the_api() {
+async fn lockdown_stops_the_api_and_takes_the_links_down() {
     let h = start(false);
+    for iface in ["eth0", "lo", "bond0"] {
+        std::fs::create_dir_all(h.dir.path().join("sys/class/net").join(iface)).expect("mkdir");
+    }
     let result = run(&h, "system.lockdown", json!({}), false)
         .await
         .expect("stored");
     assert_eq!(result.command_name, "lockdown");
     assert_eq!(result.command_status, CommandStatus::Succeeded);
     wait_until("API stop", || h.api_stops.load(Ordering::SeqCst) == 1).await;
+    let link_calls = || {
+        h.runner
+            .calls()
+            .into_iter()
+            .filter(|argv| argv.first().is_some_and(|p| p == "ip"))
+            .collect::<Vec<_>>()
+    };
+    wait_until("links down", || link_calls().len() == 2).await;
+    assert_eq!(
+        link_calls(),
+        vec![
+            vec!["ip", "link", "set", "bond0", "down"],
+            vec!["ip", "link", "set", "eth0", "down"]
+        ]
+    );
 }
 
 #[actix_rt::test]
