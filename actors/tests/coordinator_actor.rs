@@ -712,6 +712,14 @@ async fn power_commands_use_the_power_control() {
         *h.power.0.lock().expect("lock"),
         vec![PowerAction::Reboot, PowerAction::PowerOff]
     );
+    // Buffers are flushed before each power action.
+    let syncs = h
+        .runner
+        .calls()
+        .iter()
+        .filter(|argv| argv[0] == "sync")
+        .count();
+    assert_eq!(syncs, 2);
     wait_until("two heartbeats", || {
         h.heartbeats.load(Ordering::SeqCst) == 2
     })

@@ -378,11 +378,13 @@ pub fn execute(
             }
             ("standby", "run_image") => {
                 kw.only(&[])?;
+                flush_before_power_action(env.runner.as_ref()).await;
                 env.power.execute(PowerAction::Reboot).await?;
                 Ok(Value::Null)
             }
             ("standby", "power_off") => {
                 kw.only(&[])?;
+                flush_before_power_action(env.runner.as_ref()).await;
                 env.power.execute(PowerAction::PowerOff).await?;
                 Ok(Value::Null)
             }
@@ -470,6 +472,20 @@ async fn delegate(
         .await
         .map_err(|err| AgentError::execution(format!("installer unavailable: {err}")))?
         .map_err(|err| err.into_command_error(name))
+}
+
+/// Before a reboot or power-off IPA writes the clock to the hardware clock and
+/// flushes buffers; failures only warn.
+async fn flush_before_power_action(runner: &dyn CommandRunner) {
+    let hwclock = CommandSpec::new("hwclock", ["-v", "--systohc"]);
+    if let Ok(output) = runner.run(hwclock).await {
+        if !output.success() {
+            tracing::warn!(exit = %output.describe_exit(), "failed to sync the hardware clock");
+        }
+    }
+    if let Err(err) = sync_disks(runner).await {
+        tracing::warn!(error = %err, "failed to sync file system buffers");
+    }
 }
 
 /// `standby.sync`: flush file-system buffers.
