@@ -17,8 +17,9 @@ use super::routes::{self, Endpoint, RouteMatch};
 use super::token::{held_token, token_valid, TokenStore};
 use crate::coordinator::{Coordinator, GetCommand, ListCommands, RunCommand};
 
-/// Longest pause allowed between two pieces of a request body.
-pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest pause allowed between two pieces of a request body (cheroot, IPA's server,
+/// drops a client whose socket stays silent for 10 s).
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared state of the request handler.
 #[derive(Debug, Clone)]
