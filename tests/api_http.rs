@@ -466,6 +466,18 @@ fn slow_and_stalled_clients_time_out() {
     agent.assert_alive();
 }
 
+/// A complete POST to the run route with this body and a correct Content-Length.
+fn post_with_body(body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST /v1/commands/?agent_token={TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
 #[test]
 fn hostile_input_never_kills_the_server() {
     let mut agent = AgentProcess::start();
@@ -495,10 +507,13 @@ fn hostile_input_never_kills_the_server() {
         b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".to_vec(),
         b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(),
         b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(),
-        b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 41\r\n\r\n{\"name\": \"\xff\xfe.x\", \"params\": {\"a\": 1}}xx".to_vec(),
-        b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 29\r\n\r\n{\"name\": \".\", \"params\": {}} ".to_vec(),
-        b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 34\r\n\r\n{\"name\": \"a.b.c.\", \"params\": {}} ".to_vec(),
-        b"POST /v1/commands/?agent_token=678123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 38\r\n\r\n{\"name\": \"a.b\", \"params\": {\"n\": 1e999}".to_vec(),
+        post_with_body(b"{\"name\": \"\xff\xfe.x\", \"params\": {\"a\": 1}}xx"),
+        post_with_body(b"{\"name\": \".\", \"params\": {}}"),
+        post_with_body(b"{\"name\": \"a.b.c.\", \"params\": {}}"),
+        post_with_body(b"{\"name\": \"\", \"params\": {}}"),
+        post_with_body(b"{\"name\": \"a.b\", \"params\": {\"n\": 1e999}}"),
+        post_with_body(b"{\"name\": \"a.b\", \"params\": {\"s\": \"\\ud800\"}}"),
+        post_with_body("{\"name\": \"\u{1F600}.\u{1F600}\", \"params\": {}}".as_bytes()),
         deep.into_bytes(),
         huge_header.into_bytes(),
         long_path.into_bytes(),
