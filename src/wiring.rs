@@ -48,6 +48,10 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
         config.agent_token.clone(),
     )
     .start();
+    // The coordinator stops the API after rescue and lockdown.
+    coordinator.do_send(ironic_agent_actors::coordinator::AttachApiControl(
+        api.clone().recipient(),
+    ));
     Agent {
         api,
         coordinator,
@@ -109,10 +113,16 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
-        // Until the Ironic client owns the start-up sequence, every mode
-        // serves the API at once (standalone behaviour).
-        let addrs = agent.serve().await?;
-        tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        let marker = ironic_agent_actors::coordinator::rescued_marker_path(&config.paths.etc_root);
+        if marker.exists() {
+            // IPA: after finalize_rescue the agent never serves the API again.
+            tracing::warn!(marker = %marker.display(), "node was rescued: not serving the API");
+        } else {
+            // Until the Ironic client owns the start-up sequence, every mode
+            // serves the API at once (standalone behaviour).
+            let addrs = agent.serve().await?;
+            tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        }
         wait_for_signal().await?;
         spawn_second_signal_exit();
         agent.shutdown(DRAIN_TIMEOUT).await;
