@@ -774,3 +774,46 @@ fn listen_tls_without_files_is_a_start_up_error() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("tls_cert_file"), "{stderr}");
 }
+
+// --- In-process: the token the Ironic client installs after lookup ---------------------
+
+#[test]
+fn installing_a_token_at_run_time_opens_the_command_routes() {
+    use ironic_agent::wiring::start_actors;
+    use ironic_agent_actors::api::InstallAgentToken;
+    use ironic_agent_actors::config::{AgentConfig, Secret};
+
+    let config = AgentConfig {
+        listen_host: "127.0.0.1".to_string(),
+        listen_port: 0,
+        standalone: true,
+        agent_token: None,
+        ..AgentConfig::default()
+    };
+    let system = actix::System::new();
+    system.block_on(async move {
+        let agent = start_actors(&config);
+        let addrs = agent.serve().await.expect("serve on a loopback port");
+        let port = addrs[0].port();
+        // Blocking HTTP runs off the actix thread, where the coordinator lives.
+        let status_of = move |token: &'static str| {
+            actix_rt::task::spawn_blocking(move || {
+                let url = format!("http://127.0.0.1:{port}/v1/commands/?agent_token={token}");
+                match ureq::get(&url).call() {
+                    Ok(response) => response.status(),
+                    Err(ureq::Error::Status(code, _)) => code,
+                    Err(err) => panic!("{err}"),
+                }
+            })
+        };
+        assert_eq!(status_of("a-token-from-lookup").await.expect("join"), 401);
+        agent
+            .api
+            .send(InstallAgentToken(Secret::new("a-token-from-lookup")))
+            .await
+            .expect("API mailbox");
+        assert_eq!(status_of("a-token-from-lookup").await.expect("join"), 200);
+        assert_eq!(status_of("another-token").await.expect("join"), 401);
+        agent.shutdown(Duration::from_secs(5)).await;
+    });
+}

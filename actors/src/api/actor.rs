@@ -220,6 +220,7 @@ impl Handler<StartServing> for ApiServer {
                 tracing::error!(error = %err, "API server stopped with an error");
             }
         });
+        // tests/support/agent.rs waits for this message: keep its wording.
         tracing::info!(?addrs, tls = msg.tls.is_some(), "API serving");
         Ok(addrs)
     }
