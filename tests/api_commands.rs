@@ -362,3 +362,32 @@ fn version_mismatch_uses_the_clean_literal_for_every_step_kind() {
         );
     }
 }
+
+#[test]
+fn validator_rejections_are_400_and_wait_is_harmless_for_sync_commands() {
+    let agent = AgentProcess::start();
+    // §2.6: a synchronous validator rejecting the params is an HTTP 400, not a result.
+    let reply = run(
+        &agent,
+        "",
+        &json!({"name": "standby.prepare_image", "params": {"image_info": {"id": "x"}}}),
+    );
+    reply.assert_fault(
+        400,
+        "Invalid command parameters: Image is missing 'urls' field.",
+    );
+    assert!(list(&agent).is_empty(), "a rejected request is not stored");
+    // wait=true on a sync command just answers.
+    let reply = run(
+        &agent,
+        "?wait=true",
+        &json!({"name": "deploy.get_deploy_steps", "params": {"node": node(), "ports": {}}}),
+    );
+    let result = result_of(&reply);
+    assert_eq!(result["command_status"], "SUCCEEDED", "{result}");
+    assert_eq!(result["command_name"], "get_deploy_steps");
+    assert!(
+        result["command_result"]["deploy_steps"].is_object(),
+        "{result}"
+    );
+}
