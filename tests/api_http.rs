@@ -110,6 +110,11 @@ fn token_comes_from_the_query_only_and_is_checked_first() {
         &agent.url("/v1/commands/?wait=false&agent_token=678123"),
     );
     assert_eq!(reply.status, 200, "{reply:?}");
+    // Request spans carry method and path, never the query string with the token.
+    let logs = agent.logs();
+    assert!(logs.contains("/v1/commands/"), "{logs}");
+    assert!(!logs.contains("agent_token"), "{logs}");
+    assert!(!logs.contains(TOKEN) && !logs.contains("678124"), "{logs}");
 }
 
 #[test]
