@@ -822,3 +822,57 @@ fn installing_a_token_at_run_time_opens_the_command_routes() {
         agent.shutdown(Duration::from_secs(5)).await;
     });
 }
+
+// --- Options from a configuration file -------------------------------------------------
+
+#[test]
+fn max_request_body_bytes_is_configurable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(&conf, "[DEFAULT]\nmax_request_body_bytes = 2048\n").expect("write conf");
+    let mut agent = AgentProcess::start_with(
+        AgentOptions::default().args(["--config-file".to_string(), conf.display().to_string()]),
+    );
+    let url = agent.url_with_token("/v1/commands/");
+    let body = |padding: usize| {
+        json!({"name": "nope.cmd", "params": {"pad": "p".repeat(padding)}}).to_string()
+    };
+    post_raw(&agent, &url, body(1500).as_bytes())
+        .assert_fault(404, "Not found: Extension with id nope not found.");
+    post_raw(&agent, &url, body(2100).as_bytes()).assert_fault(413, TOO_LARGE);
+    agent.assert_alive();
+}
+
+#[test]
+fn tls_cipher_suites_replaces_ipas_tls12_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key, cert_der) = write_test_certificate(dir.path());
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nlisten_tls = True\ntls_cert_file = {}\ntls_key_file = {}\n\
+             tls_cipher_suites = ECDHE-ECDSA-CHACHA20-POLY1305\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("write conf");
+    let agent = AgentProcess::start_with(AgentOptions {
+        tls_cert_der: Some(cert_der),
+        ..AgentOptions::default().args(["--config-file".to_string(), conf.display().to_string()])
+    });
+    let (ok, output) = openssl_client(
+        agent.port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+    );
+    assert!(ok, "{output}");
+    let (ok, output) = openssl_client(
+        agent.port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+    );
+    assert!(!ok, "{output}");
+    // TLS 1.3 is not affected by the TLS 1.2 list.
+    let (ok, output) = openssl_client(agent.port, &["-tls1_3"]);
+    assert!(ok, "{output}");
+}
