@@ -3,7 +3,7 @@
 # namespaces, with only our units, and wait until it owns
 # org.freedesktop.systemd1 on its private system bus.
 #
-#   start.sh DIR [--owner PID] [--units UNIT_DIR]...
+#   start.sh DIR [--owner PID] [--cleanup] [--units UNIT_DIR]...
 #
 # DIR/units      unit path of the private systemd (ours: units/ + test-units/
 #                from this directory, plus plain copies of the basic targets;
@@ -17,22 +17,24 @@
 # session. It tears everything down (PowerOff, SIGKILL fallback, cgroup
 # removal) when stop.sh asks, when systemd dies, or, with --owner, when the
 # process PID exits: a test binary that shares one instance between tests
-# can simply exit. Needs root, unshare (util-linux), systemd and dbus-daemon.
+# can simply exit. With --cleanup the supervisor deletes DIR after teardown.
+# Needs root, unshare (util-linux), systemd and dbus-daemon.
 # SDTEST_START_TIMEOUT (seconds, default 20) bounds the wait.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TIMEOUT=${SDTEST_START_TIMEOUT:-20}
 
-usage() { echo "usage: $0 DIR [--owner PID] [--units UNIT_DIR]..." >&2; exit 2; }
+usage() { echo "usage: $0 DIR [--owner PID] [--cleanup] [--units UNIT_DIR]..." >&2; exit 2; }
 [ $# -ge 1 ] || usage
 DIR=$1; shift
-OWNER=0
+OWNER=0 CLEANUP=0
 extra_units=()
 while [ $# -gt 0 ]; do
   case $1 in
     --owner) [ $# -ge 2 ] || usage; OWNER=$2; shift 2 ;;
     --units) [ $# -ge 2 ] || usage; extra_units+=("$2"); shift 2 ;;
+    --cleanup) CLEANUP=1; shift ;;
     *) usage ;;
   esac
 done
@@ -63,7 +65,7 @@ for d in "${extra_units[@]}"; do cp "$d"/* "$DIR/units/"; done
 : > "$DIR/kmsg.log"
 rm -f "$DIR/bus.address" "$DIR/systemd.pid" "$DIR/cgroup.path" "$DIR/stopped"
 
-setsid bash "$HERE/supervise.sh" "$DIR" "$OWNER" </dev/null >"$DIR/supervise.log" 2>&1 &
+setsid bash "$HERE/supervise.sh" "$DIR" "$OWNER" "$CLEANUP" </dev/null >"$DIR/supervise.log" 2>&1 &
 echo $! > "$DIR/supervise.pid"
 
 fail() {

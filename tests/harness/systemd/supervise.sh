@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Owns one private systemd (see start.sh); not meant to be run by hand.
 #
-#   supervise.sh DIR OWNER_PID      (OWNER_PID 0: no owner)
+#   supervise.sh DIR OWNER_PID CLEANUP   (OWNER_PID 0: no owner; CLEANUP 1: rm -rf DIR at the end)
 #
 # Runs systemd in the namespaces and waits until systemd exits, the owner
 # exits, or it is told to stop (TERM/INT/HUP). Then it tears down, whatever
@@ -9,7 +9,7 @@
 # is still there after SDTEST_STOP_TIMEOUT seconds (default 10), and removal
 # of the cgroup tree.
 set -uo pipefail
-DIR=$1 OWNER=$2
+DIR=$1 OWNER=$2 CLEANUP=${3:-0}
 STOP_TIMEOUT=${SDTEST_STOP_TIMEOUT:-10}
 ADDRESS=unix:path=$DIR/run/dbus/system_bus_socket
 log() { echo "supervise[$$] $(date +%T.%N | cut -c1-12): $*"; }
@@ -49,6 +49,10 @@ teardown() {
   [ -d "$CGDIR" ] && log "could not remove $CGDIR"
   touch "$DIR/stopped"
   log "stopped"
+  if [ "$CLEANUP" = 1 ]; then
+    # the namespace (and so its mounts) is gone: only plain files remain
+    rm -rf -- "$DIR"
+  fi
 }
 trap teardown EXIT
 trap 'exit 0' TERM INT HUP
