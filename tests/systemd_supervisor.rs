@@ -275,6 +275,25 @@ async fn job_failing_before_the_main_process_is_an_error() {
 }
 
 #[actix::test]
+async fn failed_dependency_is_an_error() {
+    if !prerequisites() {
+        return;
+    }
+    let sd = PrivateSystemd::shared();
+    let err = bounded(
+        Duration::from_secs(20),
+        run(&sd.supervisor(), "sdtest-needs-broken.service", None),
+    )
+    .await
+    .expect_err("its dependency fails");
+    assert!(
+        matches!(&err, SystemdError::JobFailed { job_result, .. } if job_result == "dependency"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("did not run"), "{err}");
+}
+
+#[actix::test]
 async fn oneshot_failure_reports_the_exit_status() {
     if !prerequisites() {
         return;
@@ -524,6 +543,7 @@ mod standin {
         result: String,
         exec_main_code: i32,
         exec_main_status: i32,
+        exec_main_start: u64,
     }
 
     #[interface(name = "org.freedesktop.systemd1.Service")]
@@ -539,6 +559,10 @@ mod standin {
         #[zbus(property)]
         fn exec_main_status(&self) -> i32 {
             self.exec_main_status
+        }
+        #[zbus(property)]
+        fn exec_main_start_timestamp_monotonic(&self) -> u64 {
+            self.exec_main_start
         }
     }
 
@@ -569,6 +593,7 @@ mod standin {
                             result: "success".into(),
                             exec_main_code: 0,
                             exec_main_status: 0,
+                            exec_main_start: 0,
                         },
                     )
                     .await?;
@@ -653,6 +678,13 @@ mod standin {
                         .ok();
                     return;
                 }
+                conn.object_server()
+                    .interface::<_, Service>(&path)
+                    .await
+                    .unwrap()
+                    .get_mut()
+                    .await
+                    .exec_main_start += 1;
                 set_unit(&conn, &path, "active", "running").await;
                 Manager::job_removed(&manager, id, job2.as_ref(), &name, "done")
                     .await

@@ -151,6 +151,10 @@ async fn start_and_follow(
             .map_err(call("Get(ActiveState)"))?,
     );
     let already_active = before.is_active_or_activating();
+    let main_started_before = service_proxy
+        .exec_main_start_timestamp_monotonic()
+        .await
+        .map_err(call("Get(ExecMainStartTimestampMonotonic)"))?;
     if already_active {
         tracing::error!(
             unit = %unit,
@@ -257,7 +261,19 @@ async fn start_and_follow(
         let snapshot = read_snapshot(unit_proxy, service_proxy, state, sub_state, &mut calls)
             .await
             .map_err(|(method, e)| SystemdError::call(unit, method, e))?;
-        if job_failed && snapshot.main_exit == MainExit::NotRun {
+        // A failed start job (e.g. `dependency`, or ExecStartPre failing) is
+        // an error when our start never ran the main process; the exit
+        // fields may still describe an earlier run, so compare start times.
+        let main_ran = job_failed && {
+            calls += 1;
+            snapshot.main_exit != MainExit::NotRun
+                && service_proxy
+                    .exec_main_start_timestamp_monotonic()
+                    .await
+                    .map_err(call("Get(ExecMainStartTimestampMonotonic)"))?
+                    != main_started_before
+        };
+        if job_failed && !main_ran {
             return Err(SystemdError::JobFailed {
                 unit: unit.to_string(),
                 job_result: watch.progress.job_result.unwrap_or_default(),

@@ -112,6 +112,11 @@ pub trait Service {
     /// The main process' exit status or signal number.
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+
+    /// When the current (or last) main process started, CLOCK_MONOTONIC µs;
+    /// unchanged across a start attempt means the main process never ran.
+    #[zbus(property)]
+    fn exec_main_start_timestamp_monotonic(&self) -> zbus::Result<u64>;
 }
 
 /// Uncached proxies for one unit object.
