@@ -10,6 +10,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
 /// A unit's `ActiveState`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ActiveState {
@@ -86,6 +88,12 @@ impl ActiveState {
     }
 }
 
+impl Serialize for ActiveState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for ActiveState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -100,7 +108,11 @@ pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
 
 /// How the unit's main process ended, from `ExecMainCode` and `ExecMainStatus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serialized as `"not_run"`, `{"exited": 3}`, `{"killed": 9}`, `{"dumped": 11}`
+/// or `{"other": {"code": 4, "status": 5}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MainExit {
     /// `ExecMainCode` 0: no main process has ended (it never ran, or the
     /// unit was reloaded since).
@@ -228,7 +240,7 @@ impl fmt::Display for SignalName {
 }
 
 /// What the supervisor reads from a unit once it has ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnitSnapshot {
     /// `ActiveState`.
     pub active_state: ActiveState,
@@ -240,8 +252,9 @@ pub struct UnitSnapshot {
     pub main_exit: MainExit,
 }
 
-/// Whether the unit ended cleanly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether the unit ended cleanly (serialized as `"succeeded"` or `{"failed": "<message>"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// It ended cleanly: `Result=success` and nothing left running.
     Succeeded,
@@ -306,8 +319,9 @@ pub fn is_finished(state: &ActiveState, sub_state: Option<&str>, progress: &Prog
     }
 }
 
-/// The end of a unit the supervisor started and followed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The end of a unit the supervisor started and followed (serializable, for
+/// a command result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnitOutcome {
     /// The unit name, as started.
     pub unit: String,
@@ -326,7 +340,8 @@ pub struct UnitOutcome {
     pub dbus_calls_while_waiting: u32,
     /// Signals received on the unit's and the job's match rules while waiting.
     pub signals_while_waiting: u32,
-    /// Time from `StartUnit` returning to the outcome.
+    /// Time from `StartUnit` returning to the outcome (serialized as seconds).
+    #[serde(serialize_with = "seconds")]
     pub waited: Duration,
 }
 
@@ -343,6 +358,10 @@ impl UnitOutcome {
             Verdict::Failed(message) => Some(message),
         }
     }
+}
+
+fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
 }
 
 /// Adds `.service` to a name without a unit-type suffix, as `systemctl` does.
@@ -534,6 +553,34 @@ mod tests {
             Some("exited"),
             &job_pending
         ));
+    }
+
+    #[test]
+    fn outcome_serializes_for_a_command_result() {
+        let outcome = UnitOutcome {
+            unit: "agent.service".into(),
+            verdict: Verdict::Failed("agent.service failed: Result=exit-code".into()),
+            snapshot: snapshot("failed", "failed", "exit-code", CLD_EXITED, 3),
+            already_active: false,
+            job_result: Some("done".into()),
+            dbus_calls_while_waiting: 7,
+            signals_while_waiting: 9,
+            waited: Duration::from_millis(1500),
+        };
+        let json = serde_json::to_value(&outcome).unwrap();
+        assert_eq!(json["snapshot"]["active_state"], "failed");
+        assert_eq!(json["snapshot"]["result"], "exit-code");
+        assert_eq!(json["snapshot"]["main_exit"]["exited"], 3);
+        assert_eq!(
+            json["verdict"]["failed"],
+            "agent.service failed: Result=exit-code"
+        );
+        assert_eq!(json["waited"], 1.5);
+        assert_eq!(serde_json::to_value(MainExit::NotRun).unwrap(), "not_run");
+        assert_eq!(
+            serde_json::to_value(Verdict::Succeeded).unwrap(),
+            "succeeded"
+        );
     }
 
     #[test]
