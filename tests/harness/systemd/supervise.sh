@@ -11,6 +11,7 @@
 set -uo pipefail
 DIR=$1 OWNER=$2 CLEANUP=${3:-0}
 STOP_TIMEOUT=${SDTEST_STOP_TIMEOUT:-10}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ADDRESS=unix:path=$DIR/run/dbus/system_bus_socket
 log() { echo "supervise[$$] $(date +%T.%N | cut -c1-12): $*"; }
 
@@ -58,20 +59,13 @@ trap teardown EXIT
 trap 'exit 0' TERM INT HUP
 
 (
-  # Only this subshell (then unshare, then PID 1) enters the test cgroup,
-  # so the supervisor can remove it afterwards.
+  # Only this subshell (then unshare, then PID 1) enters the test cgroup, so
+  # the supervisor can remove it afterwards; pid1.sh moves PID 1 on into a
+  # leaf of it and unshares the cgroup namespace there.
   echo "$BASHPID" > "$CGDIR/cgroup.procs"
-  export DIR
+  export DIR CGDIR
   exec unshare --mount --propagation private --pid --fork --kill-child=SIGKILL --mount-proc \
-       --cgroup --uts --ipc bash -c '
-    set -e
-    mount -t cgroup2 cgroup2 /sys/fs/cgroup
-    mount --rbind "$DIR/run" /run
-    : > "$DIR/console.log"; mount --bind "$DIR/console.log" /dev/console
-    mount --bind "$DIR/kmsg.log" /dev/kmsg
-    export container=sdtest SYSTEMD_UNIT_PATH="$DIR/units"
-    exec /usr/lib/systemd/systemd --system --log-target=kmsg --log-level=info --show-status=no \
-         --unit=sdtest.target --default-standard-output=inherit --default-standard-error=inherit'
+       --uts --ipc bash "$HERE/pid1.sh" enter
 ) &
 SDPID=$!
 echo "$SDPID" > "$DIR/systemd.pid"
