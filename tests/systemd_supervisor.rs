@@ -463,6 +463,47 @@ async fn exit_to_outcome_latency_is_small() {
 }
 
 #[actix::test]
+async fn unit_is_followed_across_a_systemd_reexec() {
+    if !prerequisites() {
+        return;
+    }
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    // Re-executing disturbs every client of that systemd: own instance.
+    let sd = PrivateSystemd::start("reexec", true);
+    let addr = sd.supervisor();
+    let mut waiting = Box::pin(run(&addr, "sdtest-reexec.service", None));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err()
+    );
+    let other = zbus::connection::Builder::address(sd.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    // systemd drops off the bus to re-execute, so this call gets no reply.
+    let _ = ManagerProxy::new(&other)
+        .await
+        .unwrap()
+        .inner()
+        .call_method("Reexecute", &())
+        .await;
+    let outcome = bounded(Duration::from_secs(20), waiting)
+        .await
+        .expect("followed across the reexec");
+    assert_eq!(
+        outcome.snapshot.main_exit,
+        MainExit::Exited(5),
+        "{outcome:?}"
+    );
+    let text = logs.text();
+    // systemd hands its name straight to the re-executed instance.
+    assert!(text.contains("org.freedesktop.systemd1 is back"), "{text}");
+}
+
+#[actix::test]
 async fn power_off_and_reboot_reach_systemd() {
     if !prerequisites() {
         return;
@@ -618,6 +659,40 @@ mod standin {
         fn record(&self, call: String) {
             self.calls.lock().unwrap().push(call);
         }
+    }
+
+    /// Serves a unit object in the given end state (a systemd that
+    /// "came back" with the unit already finished).
+    pub async fn preload(conn: &Connection, name: &str, result: &str, exit_status: i32) {
+        let path = unit_path(name);
+        let (active, sub) = if exit_status == 0 {
+            ("inactive", "dead")
+        } else {
+            ("failed", "failed")
+        };
+        let server = conn.object_server();
+        server
+            .at(
+                &path,
+                Unit {
+                    active_state: active.into(),
+                    sub_state: sub.into(),
+                },
+            )
+            .await
+            .unwrap();
+        server
+            .at(
+                &path,
+                Service {
+                    result: result.into(),
+                    exec_main_code: 1,
+                    exec_main_status: exit_status,
+                    exec_main_start: 1,
+                },
+            )
+            .await
+            .unwrap();
     }
 
     async fn set_unit(conn: &Connection, path: &OwnedObjectPath, active: &str, sub: &str) {
@@ -973,6 +1048,41 @@ async fn systemd_leaving_the_bus_mid_wait_is_an_error() {
     let (standin, _calls) = bus
         .serve(&[("hang.service", standin::Behaviour::Hang)])
         .await;
+    let addr = SystemdSupervisor::new(Some(bus.address.clone()))
+        .with_service_grace(Duration::from_millis(500))
+        .start();
+    let mut waiting = Box::pin(addr.send(RunUnitToCompletion {
+        unit: "hang.service".into(),
+        timeout: None,
+    }));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err()
+    );
+    // The bus stays; systemd's name goes away and does not come back.
+    let left = Instant::now();
+    standin.close().await.unwrap();
+    let err = bounded(Duration::from_secs(5), waiting)
+        .await
+        .expect("mailbox")
+        .expect_err("systemd left");
+    assert!(matches!(err, SystemdError::ServiceLost { .. }), "{err:?}");
+    assert!(
+        left.elapsed() >= Duration::from_millis(450),
+        "the grace period was honoured"
+    );
+}
+
+#[actix::test]
+async fn systemd_coming_back_within_the_grace_period_is_followed_on() {
+    if !prerequisites() {
+        return;
+    }
+    let bus = StandInBus::start();
+    let (standin, _calls) = bus
+        .serve(&[("hang.service", standin::Behaviour::Hang)])
+        .await;
     let addr = SystemdSupervisor::new(Some(bus.address.clone())).start();
     let mut waiting = Box::pin(addr.send(RunUnitToCompletion {
         unit: "hang.service".into(),
@@ -983,13 +1093,26 @@ async fn systemd_leaving_the_bus_mid_wait_is_an_error() {
             .await
             .is_err()
     );
-    // The bus stays; systemd's name goes away.
+    // systemd re-executes: its name goes, and comes back with the unit
+    // having failed meanwhile (no PropertiesChanged was seen for that).
     standin.close().await.unwrap();
-    let err = bounded(Duration::from_secs(5), waiting)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (again, calls) = bus.serve(&[]).await;
+    standin::preload(&again, "hang.service", "exit-code", 7).await;
+    let outcome = bounded(Duration::from_secs(5), waiting)
         .await
         .expect("mailbox")
-        .expect_err("systemd left");
-    assert!(matches!(err, SystemdError::ServiceLost { .. }), "{err:?}");
+        .expect("followed on");
+    assert_eq!(
+        outcome.snapshot.main_exit,
+        MainExit::Exited(7),
+        "{outcome:?}"
+    );
+    assert!(outcome.failure().unwrap().contains("exit-code"));
+    assert!(
+        calls.lock().unwrap().iter().any(|c| c == "Subscribe"),
+        "re-subscribed with the new systemd"
+    );
 }
 
 #[actix::test]

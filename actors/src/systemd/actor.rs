@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use zbus::Connection;
 
-use super::client;
+use super::client::{self, FollowOptions, DEFAULT_SERVICE_GRACE};
 use super::error::SystemdError;
 use super::proxy::ManagerProxy;
 use super::unit::UnitOutcome;
@@ -69,9 +69,19 @@ impl SystemdSupervisor {
         Self {
             bus: Rc::new(Bus {
                 address: bus_address,
+                service_grace: DEFAULT_SERVICE_GRACE,
                 slot: tokio::sync::Mutex::new(Slot::default()),
             }),
         }
+    }
+
+    /// How long systemd may be off the bus while a unit is followed
+    /// (default [`DEFAULT_SERVICE_GRACE`]); call before `start()`.
+    pub fn with_service_grace(mut self, grace: Duration) -> Self {
+        if let Some(bus) = Rc::get_mut(&mut self.bus) {
+            bus.service_grace = grace;
+        }
+        self
     }
 
     /// The configured bus address, if any.
@@ -99,7 +109,11 @@ impl Handler<RunUnitToCompletion> for SystemdSupervisor {
         let bus = self.bus.clone();
         Box::pin(async move {
             let conn = bus.connection().await?;
-            let result = client::run_to_completion(&conn, &msg.unit, msg.timeout).await;
+            let options = FollowOptions {
+                timeout: msg.timeout,
+                service_grace: bus.service_grace,
+            };
+            let result = client::run_to_completion(&conn, &msg.unit, options).await;
             bus.check(&conn).await;
             result
         })
@@ -135,6 +149,7 @@ enum Power {
 #[derive(Debug)]
 struct Bus {
     address: Option<String>,
+    service_grace: Duration,
     /// Async lock: concurrent first messages make one connection.
     slot: tokio::sync::Mutex<Slot>,
 }

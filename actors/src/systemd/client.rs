@@ -14,8 +14,10 @@
 //! 5. `StartUnit(unit, "fail")`.
 //! 6. Wait on those signals plus the connection's "closed" event and the
 //!    optional deadline. No timer-driven polling: properties are read
-//!    (uncached) only after a relevant signal — our `JobRemoved`, or a
-//!    `PropertiesChanged` touching `ActiveState`. For `Type=simple`, our
+//!    (uncached) only after a relevant signal — our `JobRemoved`, a
+//!    `PropertiesChanged` carrying a different `ActiveState`, or systemd
+//!    coming back after leaving the bus (daemon-reexec; it has a grace
+//!    period, then we re-subscribe and re-read). For `Type=simple`, our
 //!    `JobRemoved` means "started", not "finished" ([`unit::is_finished`]).
 //! 7. Read `SubState`, `Result`, `ExecMainCode`, `ExecMainStatus` and judge.
 //! 8. `Unit.Unref()`.
@@ -39,15 +41,37 @@ use super::unit::{
     UnitSnapshot,
 };
 
+/// How long systemd may be off the bus (e.g. `systemctl daemon-reexec`)
+/// before following a unit fails with [`SystemdError::ServiceLost`].
+pub const DEFAULT_SERVICE_GRACE: Duration = Duration::from_secs(30);
+
+/// Limits for [`run_to_completion`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowOptions {
+    /// Bounds the wait after the start (the unit is then left running);
+    /// `None` waits as long as it takes, like the original agent (Ironic's
+    /// deploy timeout bounds the step).
+    pub timeout: Option<Duration>,
+    /// How long `org.freedesktop.systemd1` may be gone from the bus while
+    /// waiting; when it comes back (a re-executed systemd keeps its units,
+    /// jobs, subscribers and references), the wait goes on.
+    pub service_grace: Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            service_grace: DEFAULT_SERVICE_GRACE,
+        }
+    }
+}
+
 /// Starts `unit` and waits, event-driven, until it has run to its end.
-///
-/// `timeout` bounds the wait after the start (the unit is then left
-/// running); `None` waits as long as it takes, like the original agent
-/// (Ironic's deploy timeout bounds the step).
 pub async fn run_to_completion(
     conn: &Connection,
     unit: &str,
-    timeout: Option<Duration>,
+    options: FollowOptions,
 ) -> Result<UnitOutcome, SystemdError> {
     let unit = normalize_unit_name(unit);
     if !unit.ends_with(".service") {
@@ -95,7 +119,7 @@ pub async fn run_to_completion(
         &service_proxy,
         &path,
         &unit,
-        timeout,
+        options,
     )
     .await;
     if !conn.is_closed() {
@@ -113,7 +137,7 @@ async fn start_and_follow(
     service_proxy: &ServiceProxy<'_>,
     path: &OwnedObjectPath,
     unit: &str,
-    timeout: Option<Duration>,
+    options: FollowOptions,
 ) -> Result<UnitOutcome, SystemdError> {
     let call = |method: &'static str| move |e| SystemdError::call(unit, method, e);
     match manager.subscribe().await {
@@ -184,8 +208,11 @@ async fn start_and_follow(
         },
         last_state: before,
         signals: 0,
+        systemd_gone: None,
+        systemd_returned: false,
     };
     let mut calls: u32 = 0;
+    let timeout = options.timeout;
     let deadline = timeout.map(|t| started + t);
     let mut closed = pin!(conn.closed());
     loop {
@@ -200,6 +227,9 @@ async fn start_and_follow(
                     unit: unit.to_string(),
                     after: timeout.unwrap_or_default(),
                 });
+            }
+            () = sleep_until(watch.systemd_gone.map(|gone| gone + options.service_grace)) => {
+                return Err(SystemdError::ServiceLost { unit: unit.to_string() });
             }
         };
         let mut relevant = watch.apply(event)?;
@@ -223,8 +253,27 @@ async fn start_and_follow(
                 unit: unit.to_string(),
             });
         }
-        if !relevant {
+        if !relevant || watch.systemd_gone.is_some() {
             continue;
+        }
+        if std::mem::take(&mut watch.systemd_returned) {
+            // A re-executed systemd normally keeps its subscribers; make sure.
+            calls += 1;
+            match manager.subscribe().await {
+                Ok(()) => {}
+                Err(e) if error_name(&e).as_deref() == Some(ERROR_ALREADY_SUBSCRIBED) => {}
+                Err(e) => return Err(call("Subscribe")(e)),
+            }
+            // Signals sent while it was away are lost: if the main process
+            // started meanwhile, our start has taken effect.
+            calls += 1;
+            let main_started = service_proxy
+                .exec_main_start_timestamp_monotonic()
+                .await
+                .map_err(call("Get(ExecMainStartTimestampMonotonic)"))?;
+            if main_started != main_started_before {
+                watch.progress.seen_up = true;
+            }
         }
 
         calls += 1;
@@ -319,6 +368,10 @@ struct Watch<'a> {
     /// The last `ActiveState` read; a signal is relevant only if it differs.
     last_state: ActiveState,
     signals: u32,
+    /// Since when `org.freedesktop.systemd1` has had no owner.
+    systemd_gone: Option<Instant>,
+    /// It came back; re-subscribe and re-read before anything else.
+    systemd_returned: bool,
 }
 
 impl Watch<'_> {
@@ -360,12 +413,39 @@ impl Watch<'_> {
             }
             Event::OwnerChanged(Some(owner)) => {
                 self.signals += 1;
-                if owner.args().is_ok_and(|args| args.new_owner.is_none()) {
-                    return Err(SystemdError::ServiceLost {
-                        unit: self.unit.to_string(),
-                    });
+                let Ok(args) = owner.args() else {
+                    return Ok(false);
+                };
+                match args.new_owner.as_ref() {
+                    None => {
+                        tracing::warn!(
+                            unit = %self.unit,
+                            "org.freedesktop.systemd1 left the bus while waiting for {}; \
+                             waiting for it to come back",
+                            self.unit
+                        );
+                        self.systemd_gone.get_or_insert_with(Instant::now);
+                        Ok(false)
+                    }
+                    Some(new_owner) => {
+                        // After `daemon-reexec` the name may pass straight to
+                        // the new connection, without a gap.
+                        match self.systemd_gone.take() {
+                            Some(gone) => tracing::info!(
+                                unit = %self.unit,
+                                "org.freedesktop.systemd1 is back ({new_owner}) after {:?}",
+                                gone.elapsed()
+                            ),
+                            None => tracing::info!(
+                                unit = %self.unit,
+                                "org.freedesktop.systemd1 is back with a new owner ({new_owner}), \
+                                 e.g. after daemon-reexec"
+                            ),
+                        }
+                        self.systemd_returned = true;
+                        Ok(true)
+                    }
                 }
-                Ok(false)
             }
         }
     }

@@ -12,6 +12,6 @@ pub mod proxy;
 pub mod unit;
 
 pub use actor::{PowerOff, Reboot, RunUnitToCompletion, SystemdSupervisor, METHOD_TIMEOUT};
-pub use client::run_to_completion;
+pub use client::{run_to_completion, FollowOptions, DEFAULT_SERVICE_GRACE};
 pub use error::SystemdError;
 pub use unit::{ActiveState, MainExit, UnitOutcome, UnitSnapshot, Verdict};
