@@ -5,12 +5,14 @@ set -euo pipefail
 
 need_apt=()
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
-               "openssl:openssl" "dbus-daemon:dbus-daemon" ; do
+               "openssl:openssl" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
     fi
 done
+# dbus-daemon: private buses for tests/systemd_supervisor.rs (systemd, util-linux above).
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 if ((${#need_apt[@]})); then
     echo "install-deps: apt-get install ${need_apt[*]}"
     apt-get update -qq
