@@ -5,6 +5,9 @@
 //! - `client`: start a unit and follow it to its end, event-driven;
 //! - `actor`: the actor owning the one system-bus connection, and its messages.
 
+pub use steps::StartUnitAndWait;
+mod steps;
+
 mod actor;
 mod client;
 mod error;
