@@ -749,3 +749,195 @@ pub async fn coreos_journal(config: &AgentConfig, runner: &dyn CommandRunner) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> CoreosEnv {
+        CoreosEnv::default()
+    }
+
+    fn node(instance_info: Value) -> Value {
+        json!({"uuid": "1be26c0b", "instance_info": instance_info})
+    }
+
+    #[test]
+    fn pre_rendered_configdrive_is_rejected() {
+        let err = plan_install(
+            &node(json!({"configdrive": "H4sIAAAAAAAA", "image_source": "http://x/i.raw.xz"})),
+            Some("node-1"),
+            &env(),
+        )
+        .unwrap_err();
+        assert_eq!(err.error_type, "DeploymentError");
+        assert!(err.details.contains("pre-rendered configdrive"), "{err}");
+    }
+
+    #[test]
+    fn full_plan_matches_the_contract_order() {
+        let env = CoreosEnv {
+            ip_options: Some("ip=dhcp6".into()),
+            copy_network: Some("TRUE".into()),
+            default_hostname: None,
+        };
+        let plan = plan_install(
+            &node(json!({
+                "image_source": "http://127.0.0.1:1/fcos.raw.xz",
+                "configdrive": {
+                    "meta_data": {"coreos_append_karg": ["console=ttyS0", "foo=bar"]},
+                    "user_data": {"ignition": {"version": "3.2.0"}},
+                },
+            })),
+            Some("node-1"),
+            &env,
+        )
+        .expect("plan");
+        assert_eq!(
+            plan.args,
+            [
+                "--preserve-on-error",
+                "--ignition-file",
+                "/tmp/ironic.ign",
+                "--append-karg",
+                "console=ttyS0,foo=bar",
+                "--image-url",
+                "http://127.0.0.1:1/fcos.raw.xz",
+                "--insecure",
+                "--append-karg",
+                "ip=dhcp6",
+                "--copy-network",
+            ]
+        );
+        let ignition: Value =
+            serde_json::from_str(plan.ignition.as_deref().expect("ign")).expect("json");
+        assert_eq!(ignition["ignition"]["version"], "3.2.0");
+        assert_eq!(
+            ignition["storage"]["files"],
+            json!([{"path": "/etc/hostname", "mode": 420, "overwrite": true,
+                    "contents": {"source": "data:,node-1"}}])
+        );
+    }
+
+    #[test]
+    fn no_image_source_means_offline_and_meta_data_wins_over_env() {
+        let env = CoreosEnv {
+            copy_network: Some("true".into()),
+            ..CoreosEnv::default()
+        };
+        let plan = plan_install(
+            &node(json!({"configdrive": {"meta_data": {"coreos_copy_network": false}}})),
+            None,
+            &env,
+        )
+        .expect("plan");
+        assert_eq!(plan.args, ["--preserve-on-error", "--offline"]);
+        assert_eq!(plan.ignition, None);
+        let plan = plan_install(
+            &node(json!({"configdrive": {"meta_data": {"coreos_copy_network": true}}})),
+            None,
+            &CoreosEnv::default(),
+        )
+        .expect("plan");
+        assert_eq!(
+            plan.args,
+            ["--preserve-on-error", "--offline", "--copy-network"]
+        );
+        let plan = plan_install(&node(json!({})), None, &env).expect("plan");
+        assert_eq!(
+            plan.args,
+            ["--preserve-on-error", "--offline", "--copy-network"]
+        );
+    }
+
+    #[test]
+    fn string_user_data_is_kept_verbatim_without_hostname_and_extended_with_one() {
+        let text = r#"{"ignition": {"version": "3.4.0"}, "storage": {"files": [{"path": "/a"}]}}"#;
+        let drive = json!({"user_data": text});
+        assert_eq!(
+            ignition_with_hostname(drive.get("user_data"), None).expect("ign"),
+            Some(text.to_string())
+        );
+        let with = ignition_with_hostname(drive.get("user_data"), Some("a b/é")).expect("ign");
+        let with: Value = serde_json::from_str(&with.expect("some")).expect("json");
+        let files = with["storage"]["files"].as_array().expect("files");
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[1]["contents"]["source"], "data:,a%20b/%C3%A9");
+        let err = ignition_with_hostname(Some(&json!("not json")), Some("h")).unwrap_err();
+        assert!(err.details.contains("not a JSON Ignition"), "{err}");
+    }
+
+    #[test]
+    fn empty_ignition_with_hostname_gets_the_default_version() {
+        for empty in [None, Some(json!("")), Some(json!({})), Some(Value::Null)] {
+            let ign = ignition_with_hostname(empty.as_ref(), Some("node-1"))
+                .expect("ign")
+                .expect("some");
+            let ign: Value = serde_json::from_str(&ign).expect("json");
+            assert_eq!(ign["ignition"]["version"], "3.0.0");
+            assert_eq!(ign["storage"]["files"][0]["path"], "/etc/hostname");
+        }
+        assert_eq!(ignition_with_hostname(None, None).expect("ign"), None);
+    }
+
+    #[test]
+    fn progress_lines_parse_to_bytes() {
+        assert_eq!(
+            parse_progress("Read disk 26.0 KiB/52.0 KiB (50%)"),
+            Some((26 * 1024, Some(52 * 1024)))
+        );
+        assert_eq!(
+            parse_progress("> Read disk 1.5 GiB/3.0 GiB (50%)   "),
+            Some((1_610_612_736, Some(3_221_225_472)))
+        );
+        assert_eq!(
+            parse_progress("Read disk 700.0 MiB"),
+            Some((734_003_200, None))
+        );
+        assert_eq!(parse_progress("Reading signature"), None);
+        assert_eq!(parse_progress("Install complete."), None);
+        assert_eq!(parse_progress("Read disk lots/more (5%)"), None);
+    }
+
+    #[test]
+    fn progress_updates_the_watch() {
+        let (tx, rx) = watch::channel(CommandProgress::default());
+        update_progress(&tx, "Downloading image from http://x");
+        assert_eq!(rx.borrow().done, 0);
+        update_progress(&tx, "Read disk 1.0 MiB/4.0 MiB (25%)");
+        let now = rx.borrow().clone();
+        assert_eq!((now.done, now.total), (1 << 20, Some(4 << 20)));
+        assert_eq!(
+            now.message.as_deref(),
+            Some("Read disk 1.0 MiB/4.0 MiB (25%)")
+        );
+    }
+
+    #[test]
+    fn efibootmgr_listing_finds_our_label_only() {
+        let listing = "BootCurrent: 0001\nTimeout: 0 seconds\nBootOrder: 0003,0001\n\
+                       Boot0001* UEFI PXEv4\tPciRoot(0x0)\n\
+                       Boot0003* ironic1\tHD(2,GPT,…)/File(\\EFI\\BOOT\\BOOTX64.EFI)\n\
+                       Boot000A  ironic1\n\
+                       Boot0004* ironic10\n";
+        assert_eq!(entries_labelled(listing, "ironic1"), ["0003", "000A"]);
+    }
+
+    #[test]
+    fn esp_is_found_in_a_gpt_image() {
+        // A minimal GPT by hand: header at LBA 1, entries at LBA 2, ESP as entry 2.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("disk.img");
+        let mut disk = vec![0u8; 512 * 40];
+        disk[512..520].copy_from_slice(b"EFI PART");
+        disk[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+        disk[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+        disk[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+        disk[1024..1040].copy_from_slice(&[1; 16]);
+        disk[1024 + 128..1024 + 144].copy_from_slice(&ESP_TYPE_GUID);
+        std::fs::write(&path, &disk).expect("write");
+        assert_eq!(find_esp_partition(&path).expect("read"), Some(2));
+        std::fs::write(&path, vec![0u8; 4096 * 3]).expect("write");
+        assert_eq!(find_esp_partition(&path).expect("read"), None);
+    }
+}
