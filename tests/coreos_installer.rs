@@ -1059,3 +1059,85 @@ async fn shutdown_waits_for_a_running_install_then_cancels_it() {
     );
     assert!(!addr.send(CancelInstaller).await.expect("mailbox"));
 }
+
+/// A `Write` sink shared with the test, for capturing tracing output.
+#[derive(Clone, Default)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("sink").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix_rt::test]
+async fn installer_lines_are_logged_in_step_spans_and_failures_retry_three_times() {
+    if !root_or_skip("installer_logging") {
+        return;
+    }
+    let sink = LogSink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = host_root(dir.path(), None);
+    // A stand-in that fails like a download error: progress, then the error lines.
+    write_script(
+        &root.join("usr/bin/coreos-installer"),
+        "#!/bin/sh\n# test stand-in\necho \"$*\" >> /tmp/installer.calls\n\
+         echo 'Downloading image from http://example/fcos.raw.xz' >&2\n\
+         printf 'Read disk 1.0 MiB/2.0 MiB (50%%)\\r' >&2\n\
+         echo 'Error: decoding and writing image' >&2\necho '' >&2\n\
+         echo 'Error: install failed' >&2\nexit 1\n",
+    );
+    let device = dir.path().join("disk");
+    std::fs::write(&device, b"").expect("device");
+    let mut config = AgentConfig::default();
+    config.paths.host_root = root.clone();
+    config.block_device_allowlist = vec![device.display().to_string()];
+    let installer = CoreosInstaller::new(config, Arc::new(ProcessRunner::default()));
+    let node = json!({"instance_info": {"image_source": "http://example/fcos.raw.xz"}});
+    let err = installer
+        .install(
+            CoreosInstallRequest::new(&device, node, Some("h".into())),
+            None,
+        )
+        .await
+        .expect_err("fails");
+    assert_eq!(
+        err.details,
+        "coreos-installer failed with code 1: Error: install failed"
+    );
+    let calls = read_calls(&root, "installer.calls");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(calls[0].starts_with("install --preserve-on-error --ignition-file /tmp/ironic.ign --image-url http://example/fcos.raw.xz --insecure"));
+    assert!(calls[0].ends_with(&device.display().to_string()));
+
+    let logs = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf-8");
+    let device_field = format!("install_coreos{{device={}}}", device.display());
+    for attempt in 1..=3 {
+        let line = logs
+            .lines()
+            .find(|l| {
+                l.contains(&format!("coreos_installer{{attempt={attempt}}}"))
+                    && l.contains("coreos-installer: Read disk 1.0 MiB/2.0 MiB (50%)")
+            })
+            .unwrap_or_else(|| panic!("attempt {attempt} not logged:\n{logs}"));
+        assert!(line.contains(&device_field), "{line}");
+        assert!(line.contains("stream=\"stderr\""), "{line}");
+    }
+    assert!(
+        logs.contains("Executing CoreOS installer: chroot"),
+        "{logs}"
+    );
+}
