@@ -119,7 +119,6 @@ async fn installer_lines_are_logged_in_step_spans_and_failures_retry_three_times
             })
             .unwrap_or_else(|| panic!("attempt {attempt} not logged:\n{logs}"));
         assert!(line.contains(&device_field), "{line}");
-        assert!(line.contains("stream=\"stderr\""), "{line}");
     }
     assert!(
         logs.contains("Executing CoreOS installer: chroot"),

@@ -26,7 +26,7 @@ use crate::command::CommandProgress;
 use crate::config::{AgentConfig, CoreosEnv};
 use crate::errors::{AgentError, StepKind};
 use crate::host::{CommandRunner, CommandSpec, DeviceAllowlist, ProcessRunner};
-use crate::installer::process::{run_streaming, OutputStream};
+use crate::installer::process::run_streaming;
 
 /// Where the Ignition is written, as seen inside the host root.
 pub const IGNITION_PATH_IN_ROOT: &str = "/tmp/ironic.ign";
@@ -489,7 +489,11 @@ impl CoreosInstaller {
         args.extend(plan.args.iter().cloned());
         args.push(device.display().to_string());
         let mut spec = CommandSpec::new("coreos-installer", args).in_chroot(self.host_root());
-        spec.env = self.installer_env.clone();
+        // coreos-installer reports errors through anyhow, which appends a stack backtrace
+        // when RUST_BACKTRACE is set in the agent's environment: the error's last line
+        // would then be a stack frame instead of the error.
+        spec.env = BTreeMap::from([("RUST_LIB_BACKTRACE".to_string(), "0".to_string())]);
+        spec.env.extend(self.installer_env.clone());
         tracing::info!("Executing CoreOS installer: {spec}");
 
         let mut last_error = String::new();
@@ -497,16 +501,12 @@ impl CoreosInstaller {
         for attempt in 1..=self.install_attempts.max(1) {
             let span = tracing::info_span!("coreos_installer", attempt);
             let progress = request.progress.as_ref();
-            let run = run_streaming(
-                self.process.command(&spec),
-                cancel.clone(),
-                |stream, line| {
-                    log_installer_line(stream, line);
-                    if let Some(progress) = progress {
-                        update_progress(progress, line);
-                    }
-                },
-            )
+            let run = run_streaming(self.process.command(&spec), cancel.clone(), |line| {
+                log_installer_line(line);
+                if let Some(progress) = progress {
+                    update_progress(progress, line);
+                }
+            })
             .instrument(span)
             .await;
             let exit = match run {
@@ -704,8 +704,8 @@ impl CoreosInstaller {
     }
 }
 
-fn log_installer_line(stream: OutputStream, line: &str) {
-    tracing::info!(stream = stream.as_str(), "coreos-installer: {line}");
+fn log_installer_line(line: &str) {
+    tracing::info!("coreos-installer: {line}");
 }
 
 fn update_progress(progress: &watch::Sender<CommandProgress>, line: &str) {

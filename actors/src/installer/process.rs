@@ -1,10 +1,12 @@
 //! A streaming subprocess runner for long installers.
 //!
 //! Unlike [`crate::host::CommandRunner`], which captures the output until the process
-//! ends, [`run_streaming`] hands every output line to a callback as it arrives (stdout
-//! and stderr interleaved in arrival order), so an operator sees a hanging installer in
-//! the log while it hangs. Lines end at `\n` or `\r` (a program that redraws a progress
-//! line in place with `\r` still yields one line per redraw).
+//! ends, [`run_streaming`] hands every output line to a callback as it arrives, so an
+//! operator sees a hanging installer in the log while it hangs. Like the original agent
+//! (`stderr=STDOUT`), stdout and stderr share one pipe, so lines keep the order the child
+//! wrote them in and "the last line" is really the last one. Lines end at `\n` or `\r` (a
+//! program that redraws a progress line in place with `\r` still yields one line per
+//! redraw).
 //!
 //! The child is spawned with `kill_on_drop`: dropping the future kills it, and a cancel
 //! signal kills it and waits for it, so no installer is ever left orphaned.
@@ -15,25 +17,6 @@ use std::process::Stdio;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl OutputStream {
-    /// `stdout` or `stderr`, for log fields.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputStream::Stdout => "stdout",
-            OutputStream::Stderr => "stderr",
-        }
-    }
-}
-
 /// How a streamed process ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamedExit {
@@ -41,9 +24,9 @@ pub struct StreamedExit {
     pub code: Option<i32>,
     /// The terminating signal, when a signal killed it.
     pub signal: Option<i32>,
-    /// The last non-empty output line (either stream), trimmed.
+    /// The last non-empty output line, trimmed.
     pub last_line: Option<String>,
-    /// How many lines were seen (both streams).
+    /// How many non-empty lines were seen.
     pub lines: usize,
     /// Whether the run was cancelled (the child was killed on request).
     pub cancelled: bool,
@@ -102,42 +85,48 @@ impl LineSplitter {
 /// Runs `command` to completion, calling `on_line` for every output line as it arrives.
 ///
 /// Empty lines (for example the empty half of a `\r\n`) are not passed on. The command's
-/// stdin is `/dev/null`; stdout and stderr are piped here (whatever the caller set). When
-/// `cancel` changes (any new value), the child is killed, reaped, and the result has
-/// `cancelled` set. A spawn failure (e.g. the program does not exist) is the `Err`.
+/// stdin is `/dev/null`; stdout and stderr both go to one pipe read here (whatever the
+/// caller set). When `cancel` changes (any new value), the child is killed, reaped, and the
+/// result has `cancelled` set. A spawn failure (e.g. the program does not exist) is the
+/// `Err`.
 pub async fn run_streaming<F>(
     mut command: tokio::process::Command,
-    mut cancel: Option<watch::Receiver<u64>>,
+    cancel: Option<watch::Receiver<u64>>,
     mut on_line: F,
 ) -> io::Result<StreamedExit>
 where
-    F: FnMut(OutputStream, &str),
+    F: FnMut(&str),
 {
+    let (writer, mut reader) = tokio::net::unix::pipe::pipe()?;
+    let writer = writer.into_blocking_fd()?;
     command
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
         .kill_on_drop(true);
+    let mut cancel = cancel;
     if let Some(cancel) = cancel.as_mut() {
         // Only changes after the start count as a cancel request.
         cancel.borrow_and_update();
     }
-    let mut child = command.spawn()?;
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let (mut out_split, mut err_split) = (LineSplitter::default(), LineSplitter::default());
-    let (mut out_buf, mut err_buf) = (vec![0u8; 8192], vec![0u8; 8192]);
-    let (mut out_open, mut err_open) = (true, true);
+    let spawned = command.spawn();
+    // The command holds our copies of the pipe's write end: without dropping it, the
+    // reader would never see end-of-file.
+    drop(command);
+    let mut child = spawned?;
+    let mut split = LineSplitter::default();
+    let mut buf = vec![0u8; 8192];
+    let mut open = true;
     let mut exit = StreamedExit::default();
 
-    let mut emit = |stream: OutputStream, line: String, exit: &mut StreamedExit| {
+    let mut emit = |line: String, exit: &mut StreamedExit| {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             return;
         }
         exit.lines += 1;
         exit.last_line = Some(trimmed.to_string());
-        on_line(stream, trimmed);
+        on_line(trimmed);
     };
 
     let cancelled = async move {
@@ -153,31 +142,18 @@ where
     };
     tokio::pin!(cancelled);
 
-    while out_open || err_open {
+    while open {
         tokio::select! {
-            read = stdout.read(&mut out_buf), if out_open => match read {
+            read = reader.read(&mut buf) => match read {
                 Ok(0) | Err(_) => {
-                    out_open = false;
-                    if let Some(line) = out_split.finish() {
-                        emit(OutputStream::Stdout, line, &mut exit);
+                    open = false;
+                    if let Some(line) = split.finish() {
+                        emit(line, &mut exit);
                     }
                 }
                 Ok(n) => {
-                    for line in out_split.push(&out_buf[..n]) {
-                        emit(OutputStream::Stdout, line, &mut exit);
-                    }
-                }
-            },
-            read = stderr.read(&mut err_buf), if err_open => match read {
-                Ok(0) | Err(_) => {
-                    err_open = false;
-                    if let Some(line) = err_split.finish() {
-                        emit(OutputStream::Stderr, line, &mut exit);
-                    }
-                }
-                Ok(n) => {
-                    for line in err_split.push(&err_buf[..n]) {
-                        emit(OutputStream::Stderr, line, &mut exit);
+                    for line in split.push(&buf[..n]) {
+                        emit(line, &mut exit);
                     }
                 }
             },
@@ -238,11 +214,11 @@ mod tests {
             flag = flag.display()
         );
         let mut seen = Vec::new();
-        let run = run_streaming(sh(&script), None, |stream, line| {
+        let run = run_streaming(sh(&script), None, |line| {
             if line == "first" {
                 std::fs::write(&flag, b"").expect("flag");
             }
-            seen.push((stream, line.to_string()));
+            seen.push(line.to_string());
         });
         let exit = tokio::time::timeout(Duration::from_secs(10), run)
             .await
@@ -251,28 +227,39 @@ mod tests {
         assert_eq!(exit.code, Some(4));
         assert_eq!(exit.returncode(), 4);
         assert_eq!(exit.last_line.as_deref(), Some("second"));
-        assert_eq!(
-            seen,
-            [
-                (OutputStream::Stdout, "first".to_string()),
-                (OutputStream::Stderr, "second".to_string())
-            ]
-        );
+        assert_eq!(seen, ["first", "second"]);
     }
 
     #[actix_rt::test]
     async fn last_line_skips_blank_lines_and_keeps_unterminated_tail() {
-        let exit = run_streaming(sh("printf 'one\\n\\n  \\ntwo  \\r\\n\\n'"), None, |_, _| {})
+        let exit = run_streaming(sh("printf 'one\\n\\n  \\ntwo  \\r\\n\\n'"), None, |_| {})
             .await
             .expect("spawn");
         assert!(exit.success());
         assert_eq!(exit.last_line.as_deref(), Some("two"));
         assert_eq!(exit.lines, 2);
-        let exit = run_streaming(sh("printf 'x\\ntail'; exit 1"), None, |_, _| {})
+        let exit = run_streaming(sh("printf 'x\\ntail'; exit 1"), None, |_| {})
             .await
             .expect("spawn");
         assert_eq!(exit.last_line.as_deref(), Some("tail"));
         assert_eq!(exit.code, Some(1));
+    }
+
+    #[actix_rt::test]
+    async fn stdout_and_stderr_keep_the_written_order() {
+        // Both streams ready at once must not be reordered: "the last line" of a failed
+        // installer is the one it wrote last, whichever stream it used.
+        let script = "for i in 1 2 3 4 5 6 7 8; do echo out$i; echo err$i >&2; done; echo last >&2";
+        let mut seen = Vec::new();
+        let exit = run_streaming(sh(script), None, |line| seen.push(line.to_string()))
+            .await
+            .expect("spawn");
+        let mut expected: Vec<String> = (1..=8)
+            .flat_map(|i| [format!("out{i}"), format!("err{i}")])
+            .collect();
+        expected.push("last".to_string());
+        assert_eq!(seen, expected);
+        assert_eq!(exit.last_line.as_deref(), Some("last"));
     }
 
     #[actix_rt::test]
@@ -285,7 +272,7 @@ mod tests {
             pidfile.display()
         );
         let started = Instant::now();
-        let run = run_streaming(sh(&script), Some(rx), |_, line| {
+        let run = run_streaming(sh(&script), Some(rx), |line| {
             if line == "started" {
                 tx.send_modify(|generation| *generation += 1);
             }
@@ -309,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let pidfile = dir.path().join("pid");
         let script = format!("echo $$ > {}; exec sleep 60", pidfile.display());
-        let run = run_streaming(sh(&script), None, |_, _| {});
+        let run = run_streaming(sh(&script), None, |_| {});
         let timed_out = tokio::time::timeout(Duration::from_millis(500), run).await;
         assert!(timed_out.is_err());
         let pid = std::fs::read_to_string(&pidfile).expect("pid");
@@ -330,7 +317,7 @@ mod tests {
     #[actix_rt::test]
     async fn missing_program_is_a_spawn_error() {
         let command = tokio::process::Command::new("/nonexistent/coreos-installer");
-        let err = run_streaming(command, None, |_, _| {}).await.unwrap_err();
+        let err = run_streaming(command, None, |_| {}).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }
