@@ -571,6 +571,16 @@ async fn real_install_writes_partitions_ignition_kargs_and_network() {
         "{last:?}"
     );
 
+    // The agent's re-scan left the kernel knowing the new partitions (this kernel cannot
+    // parse GPT itself, so only `partx` after coreos-installer's last re-read gets them).
+    for number in 1..=4 {
+        let partition = format!("{}p{number}", rig.target.name());
+        assert!(
+            Path::new(&partition).exists(),
+            "{partition} missing after the re-scan"
+        );
+    }
+
     // The disk has the image's partitions.
     let table = run_ok("sgdisk", &["-p", rig.target_file.to_str().expect("utf-8")]);
     for name in ["BIOS-BOOT", "EFI-SYSTEM", "boot", "root"] {
