@@ -1094,3 +1094,62 @@ async fn shutdown_waits_for_a_running_install_then_cancels_it() {
     );
     assert!(!addr.send(CancelInstaller).await.expect("mailbox"));
 }
+
+#[actix_rt::test]
+async fn shutdown_waits_for_an_install_that_finishes_within_the_bound() {
+    if !root_or_skip("shutdown_wait_completes") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = host_root(dir.path(), None);
+    // A stand-in that finishes once the test opens the gate (a FIFO).
+    write_script(
+        &root.join("usr/bin/coreos-installer"),
+        "#!/bin/sh\n# test stand-in\necho 'Read disk 2.0 MiB/2.0 MiB (100%)'\n\
+         read line < /tmp/gate\necho 'Install complete.'\n",
+    );
+    let gate = root.join("tmp/gate");
+    run_ok("mkfifo", &[gate.to_str().expect("utf-8")]);
+    // A regular file as the "device": the re-scan's blockdev/partx fail and only warn.
+    let device = dir.path().join("disk");
+    std::fs::write(&device, b"").expect("device");
+    let mut config = AgentConfig::default();
+    config.paths.host_root = root;
+    config.paths.sys_root = dir.path().join("sys");
+    config.block_device_allowlist = vec![device.display().to_string()];
+    let addr = InstallerRunner::new(config, Arc::new(ProcessRunner::default())).start();
+    let mut request = CoreosInstallRequest::new(
+        &device,
+        json!({"instance_info": {"image_source": "http://127.0.0.1:9/x"}}),
+        None,
+    );
+    let mut progress = request.watch_progress();
+    let install = actix_rt::spawn(addr.send(InstallCoreos(request)));
+    tokio::time::timeout(Duration::from_secs(20), progress.wait_for(|p| p.done > 0))
+        .await
+        .expect("progress in time")
+        .expect("progress");
+
+    // "SIGTERM": wait with a generous bound; the installer finishes meanwhile.
+    let wait = actix_rt::spawn(addr.send(WaitForInstaller {
+        timeout: Duration::from_secs(30),
+    }));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(&gate, b"go\n").expect("open the gate");
+    });
+    let started = Instant::now();
+    let idle = wait.await.expect("join").expect("mailbox");
+    assert_eq!(idle, InstallerIdle::Idle);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    opener.join().expect("opener");
+    let outcome = install
+        .await
+        .expect("join")
+        .expect("mailbox")
+        .expect("install completes");
+    assert_eq!(outcome.last_line.as_deref(), Some("Install complete."));
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(outcome.uefi, None);
+    assert!(!addr.send(CancelInstaller).await.expect("mailbox"));
+}
