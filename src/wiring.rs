@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use anyhow::Context as _;
-use ironic_agent_actors::api::{ApiServer, ApiSettings, StartServing, StopServing};
+use ironic_agent_actors::api::{
+    static_tls_files, ApiServer, ApiSettings, StartServing, StopServing, TlsFiles,
+};
 use ironic_agent_actors::config::AgentConfig;
 use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
 use ironic_agent_actors::host::ProcessRunner;
@@ -26,6 +28,8 @@ pub struct Agent {
     pub coordinator: Addr<Coordinator>,
     /// The worker actors the coordinator delegates to.
     pub peers: Peers,
+    /// The static TLS files of the configuration, or why they are unusable.
+    static_tls: Result<Option<TlsFiles>, String>,
 }
 
 /// Starts all six actors inside the current actix system.
@@ -39,18 +43,20 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
     };
     let coordinator = Coordinator::new(config.clone(), peers.clone()).start();
     let api = ApiServer::new(
-        ApiSettings {
-            listen_host: config.listen_host.clone(),
-            listen_port: config.listen_port,
-        },
+        ApiSettings::from_config(config),
         coordinator.clone(),
         config.agent_token.clone(),
     )
     .start();
+    // The coordinator stops the API after rescue and lockdown.
+    coordinator.do_send(ironic_agent_actors::coordinator::AttachApiControl(
+        api.clone().recipient(),
+    ));
     Agent {
         api,
         coordinator,
         peers,
+        static_tls: static_tls_files(config),
     }
 }
 
@@ -72,10 +78,11 @@ impl Agent {
         Ok(names)
     }
 
-    /// Binds the API and starts serving.
+    /// Binds the API and starts serving (over static TLS when configured).
     pub async fn serve(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+        let tls = self.static_tls.clone().map_err(anyhow::Error::msg)?;
         self.api
-            .send(StartServing::default())
+            .send(StartServing { tls })
             .await
             .context("API mailbox")?
             .map_err(anyhow::Error::msg)
@@ -106,10 +113,16 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
-        // Until the Ironic client owns the start-up sequence, every mode
-        // serves the API at once (standalone behaviour).
-        let addrs = agent.serve().await?;
-        tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        let marker = ironic_agent_actors::coordinator::rescued_marker_path(&config.paths.etc_root);
+        if marker.exists() {
+            // IPA: after finalize_rescue the agent never serves the API again.
+            tracing::warn!(marker = %marker.display(), "node was rescued: not serving the API");
+        } else {
+            // Until the Ironic client owns the start-up sequence, every mode
+            // serves the API at once (standalone behaviour).
+            let addrs = agent.serve().await?;
+            tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        }
         wait_for_signal().await?;
         spawn_second_signal_exit();
         agent.shutdown(DRAIN_TIMEOUT).await;

@@ -14,6 +14,9 @@
 //! - `collect_system_logs` calls [`coreos_journal`]; `None` means "use the generic
 //!   collector".
 
+pub use steps::RunStep;
+mod steps;
+
 mod actor;
 pub mod coreos;
 pub mod hostname;

@@ -1,0 +1,80 @@
+//! Step work requested by the hardware managers and the standby/image commands.
+
+use crate::hardware::{StepError, StepResult};
+
+use super::InstallerRunner;
+
+/// Request: run the host work of a step or command (erase, RAID, image write,
+/// `install_coreos`, bootc, boot loader…). Arguments were already validated by
+/// the hardware manager or command; the answer is the step's result value.
+///
+/// Until the issue that implements a given step lands, the answer is a clear
+/// `NotImplementedError` failure (never a fake success).
+#[derive(Clone)]
+pub struct RunStep {
+    /// The step or command name (`erase_devices`, `write_image`, `prepare_image`…).
+    pub step: String,
+    /// The step family, when a step command asked (`None` for plain commands).
+    pub kind: Option<crate::errors::StepKind>,
+    /// Keyword arguments (step args merged over the command's extra parameters).
+    pub args: serde_json::Map<String, serde_json::Value>,
+    /// The node Ironic sent (may hold secrets: never log it whole).
+    pub node: serde_json::Value,
+    /// The ports Ironic sent.
+    pub ports: serde_json::Value,
+}
+
+impl actix::Message for RunStep {
+    type Result = StepResult;
+}
+
+impl actix::Handler<RunStep> for InstallerRunner {
+    type Result = StepResult;
+
+    fn handle(&mut self, msg: RunStep, _ctx: &mut Self::Context) -> Self::Result {
+        tracing::warn!(step = %msg.step, "step requested but not implemented yet");
+        Err(StepError::not_implemented(&msg.step))
+    }
+}
+
+impl std::fmt::Debug for RunStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Argument values and the node may hold secrets: names only.
+        f.debug_struct("RunStep")
+            .field("step", &self.step)
+            .field("kind", &self.kind)
+            .field("args", &self.args.keys().collect::<Vec<_>>())
+            .field("node_uuid", &self.node.get("uuid"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_argument_values_and_the_node() {
+        let mut args = serde_json::Map::new();
+        args.insert(
+            "image_info".into(),
+            serde_json::json!({"password": "hunter2"}),
+        );
+        let step = RunStep {
+            step: "write_image".into(),
+            kind: None,
+            args,
+            node: serde_json::json!({"uuid": "n1", "driver_info": {"ipmi_password": "s3cret"}}),
+            ports: serde_json::json!([]),
+        };
+        let text = format!("{step:?}");
+        assert!(
+            text.contains("write_image") && text.contains("image_info"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+    }
+}
