@@ -1152,4 +1152,12 @@ async fn shutdown_waits_for_an_install_that_finishes_within_the_bound() {
     assert_eq!(outcome.attempts, 1);
     assert_eq!(outcome.uefi, None);
     assert!(!addr.send(CancelInstaller).await.expect("mailbox"));
+    // The re-scan skipped the regular file: `partx -a` on it would have attached a loop
+    // device (and left it attached).
+    let attached = run_ok("losetup", &["-j", device.to_str().expect("utf-8")]);
+    assert_eq!(
+        attached.trim(),
+        "",
+        "a loop device was attached to the image file"
+    );
 }

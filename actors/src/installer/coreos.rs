@@ -590,7 +590,20 @@ impl CoreosInstaller {
     }
 
     /// Re-reads the device's partition table; failures only warn.
+    ///
+    /// Only block devices are re-scanned: given a regular file, `partx -a` would quietly
+    /// attach a loop device to it and leave it attached.
     pub async fn rescan(&self, device: &Path) {
+        let is_block = std::fs::metadata(device)
+            .map(|meta| std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()))
+            .unwrap_or(false);
+        if !is_block {
+            tracing::warn!(
+                "Not re-scanning {}: it is not a block device",
+                device.display()
+            );
+            return;
+        }
         let device = device.display().to_string();
         let run = |program: &str, args: Vec<String>| {
             let spec = CommandSpec::new(program, args);
