@@ -156,17 +156,8 @@ impl actix::Handler<CollectInspectionData> for HardwareInspector {
         }
         let sources = self.sources.clone();
         Box::pin(self.inventory(false).then(move |inventory, act, _| {
-            async move {
-                collectors::run_collectors(
-                    &msg.collectors,
-                    &inventory,
-                    sources.boot_if.clone(),
-                    &sources.sys_root,
-                    sources.runner.as_ref(),
-                )
-                .await
-            }
-            .into_actor(act)
+            async move { collectors::run_collectors(&msg.collectors, &inventory, &sources).await }
+                .into_actor(act)
         }))
     }
 }
@@ -287,7 +278,8 @@ mod tests {
             .expect("mailbox")
             .expect("data");
         assert_eq!(data.root_disk.expect("root").name, "/dev/sdb");
-        assert!(data.error.is_some());
+        assert_eq!(data.error, None);
+        assert!(data.logs.is_some());
         assert_eq!(
             data.inventory.expect("inventory").mac_addresses(),
             ["52:54:00:12:34:56"]

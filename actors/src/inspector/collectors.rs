@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::inventory::{BlockDevice, Inventory};
 use super::root_device::guess_root_disk;
 use super::sysfs::{list_dir, read_trimmed};
+use super::{system_logs, InventorySources};
 use crate::errors::AgentError;
 use crate::host::{CommandRunner, CommandSpec};
 
@@ -127,6 +128,9 @@ pub struct InspectionData {
     /// `dmi-decode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmi: Option<Value>,
+    /// `logs`: base64 of a tar.gz (see [`super::system_logs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
     /// `null`, or `The following errors were encountered:\n* …`.
     pub error: Option<String>,
 }
@@ -146,9 +150,18 @@ impl InspectionData {
 }
 
 /// Collectors this agent implements.
-pub const IMPLEMENTED: [&str; 4] = ["default", "pci-devices", "numa-topology", "dmi-decode"];
-/// IPA collectors known but not available in this agent yet (reported in `error`).
-pub const NOT_AVAILABLE: [&str; 4] = ["logs", "lldp", "extra-hardware", "usb-devices"];
+pub const IMPLEMENTED: [&str; 5] = [
+    "default",
+    "logs",
+    "pci-devices",
+    "numa-topology",
+    "dmi-decode",
+];
+/// IPA collectors known but not available in this agent yet. As in IPA, a failing
+/// `extra-hardware` is reported in `error`; the others only log a warning (IPA's
+/// `logs`/`lldp` failures do not fail inspection, and Ironic's `ramdisk-error` hook
+/// fails the node on any `error`).
+pub const NOT_AVAILABLE: [&str; 3] = ["lldp", "extra-hardware", "usb-devices"];
 
 /// Checks collector names: an unknown one fails the whole inspection, as in IPA.
 pub fn validate_collectors(collectors: &[String]) -> Result<(), AgentError> {
@@ -167,10 +180,11 @@ pub fn validate_collectors(collectors: &[String]) -> Result<(), AgentError> {
 pub async fn run_collectors(
     collectors: &[String],
     inventory: &Inventory,
-    boot_if: Option<String>,
-    sys_root: &Path,
-    runner: &dyn CommandRunner,
+    sources: &InventorySources,
 ) -> Result<InspectionData, AgentError> {
+    let sys_root = sources.sys_root.as_path();
+    let runner = sources.runner.as_ref();
+    let boot_if = sources.boot_if.clone();
     validate_collectors(collectors)?;
     let mut data = InspectionData::default();
     let mut failures = Vec::new();
@@ -194,9 +208,20 @@ pub async fn run_collectors(
                 Ok(dmi) => data.dmi = Some(dmi),
                 Err(err) => tracing::warn!("dmi-decode collector: {err}"),
             },
-            other => failures.push(format!(
-                "The {other} collector is not available in this agent yet"
-            )),
+            "logs" => match system_logs::collect_system_logs(
+                runner,
+                &sources.host_root,
+                &sources.proc_root,
+            )
+            .await
+            {
+                Ok(logs) => data.logs = Some(logs),
+                Err(err) => tracing::warn!("Failed to collect logs: {err}"),
+            },
+            "extra-hardware" => failures.push(
+                "failed to run hardware-detect utility: not available in this agent".to_string(),
+            ),
+            other => tracing::warn!("the {other} collector is not available in this agent yet"),
         }
     }
     data.error = InspectionData::error_text(&failures);
@@ -418,6 +443,16 @@ mod tests {
     use super::*;
     use crate::inspector::inventory::NetworkInterface;
     use crate::inspector::testutil::{CannedRunner, Tree};
+    use std::sync::Arc;
+
+    fn sources(t: &Tree, runner: CannedRunner, boot_if: Option<&str>) -> InventorySources {
+        let config = crate::config::AgentConfig {
+            paths: crate::config::HostPaths::rooted_at(t.root()),
+            boot_if: boot_if.map(str::to_string),
+            ..crate::config::AgentConfig::default()
+        };
+        InventorySources::from_config(&config, Arc::new(runner))
+    }
 
     const DMIDECODE: &str = "# dmidecode 3.4\nGetting SMBIOS data from sysfs.\nSMBIOS 3.0 present.\n\nHandle 0x0000, DMI type 0, 26 bytes\nBIOS Information\n\tVendor: Dell Inc.\n\tVersion: 2.10.2\n\tCharacteristics:\n\t\tISA is supported\n\t\tPCI is supported\n\tBIOS Revision: 2.10\n\nHandle 0x0400, DMI type 4, 48 bytes\nProcessor Information\n\tSocket Designation: CPU1\n\tVersion: Intel(R) Xeon(R) Gold 6130\n\nHandle 0x1000, DMI type 16, 23 bytes\nPhysical Memory Array\n\tLocation: System Board Or Motherboard\n\tNumber Of Devices: 12\n\nHandle 0x1001, DMI type 16, 23 bytes\nPhysical Memory Array\n\tLocation: System Board Or Motherboard\n\tNumber Of Devices: 12\n\nHandle 0x1100, DMI type 17, 84 bytes\nMemory Device\n\tSize: 16 GB\n\tLocator: A1\n\n";
 
@@ -447,17 +482,11 @@ mod tests {
     #[actix_rt::test]
     async fn inspector_collect_default_shape() {
         let t = Tree::new();
-        let runner = CannedRunner::default();
         let names = vec!["default".to_string()];
-        let data = run_collectors(
-            &names,
-            &inventory(),
-            Some("01-52-54-00-12-34-56".into()),
-            &t.path("sys"),
-            &runner,
-        )
-        .await
-        .expect("collect");
+        let src = sources(&t, CannedRunner::default(), Some("01-52-54-00-12-34-56"));
+        let data = run_collectors(&names, &inventory(), &src)
+            .await
+            .expect("collect");
         let json = serde_json::to_value(&data).expect("json");
         assert_eq!(json["root_disk"]["name"], "/dev/sdb");
         assert_eq!(json["boot_interface"], "01-52-54-00-12-34-56");
@@ -475,9 +504,8 @@ mod tests {
 
         let mut small = inventory();
         small.disks.truncate(0);
-        let data = run_collectors(&names, &small, None, &t.path("sys"), &runner)
-            .await
-            .expect("collect");
+        let src = sources(&t, CannedRunner::default(), None);
+        let data = run_collectors(&names, &small, &src).await.expect("collect");
         let json = serde_json::to_value(&data).expect("json");
         assert!(json.get("root_disk").is_none());
         assert!(json["boot_interface"].is_null());
@@ -490,28 +518,32 @@ mod tests {
     #[actix_rt::test]
     async fn inspector_collect_unknown_and_unavailable_collectors() {
         let t = Tree::new();
-        let runner = CannedRunner::default();
-        let err = run_collectors(
-            &["default".into(), "bogus".into()],
-            &inventory(),
-            None,
-            &t.path("sys"),
-            &runner,
-        )
-        .await
-        .expect_err("unknown collector");
+        let src = sources(&t, CannedRunner::default().with("ps", 0, "PID\n"), None);
+        let err = run_collectors(&["default".into(), "bogus".into()], &inventory(), &src)
+            .await
+            .expect_err("unknown collector");
         assert!(err.details.contains("bogus"));
-        let data = run_collectors(
-            &["default".into(), "logs".into()],
-            &inventory(),
-            None,
-            &t.path("sys"),
-            &runner,
-        )
-        .await
-        .expect("collect");
+        // logs works (best effort), lldp only warns: no error, which would fail the
+        // node in Ironic's ramdisk-error hook.
+        let names: Vec<String> = ["default", "logs", "lldp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let data = run_collectors(&names, &inventory(), &src)
+            .await
+            .expect("collect");
+        assert_eq!(data.error, None);
+        assert!(data.logs.as_deref().is_some_and(|l| !l.is_empty()));
+        let data = run_collectors(&["extra-hardware".into()], &inventory(), &src)
+            .await
+            .expect("collect");
         let error = data.error.expect("error text");
-        assert!(error.starts_with("The following errors were encountered:\n* The logs"));
+        assert!(
+            error.starts_with(
+                "The following errors were encountered:\n* failed to run hardware-detect"
+            ),
+            "{error}"
+        );
     }
 
     #[actix_rt::test]
@@ -557,7 +589,8 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let data = run_collectors(&names, &inventory(), None, &t.path("sys"), &runner)
+        let src = sources(&t, runner, None);
+        let data = run_collectors(&names, &inventory(), &src)
             .await
             .expect("collect");
         let json = serde_json::to_value(&data).expect("json");
@@ -592,6 +625,6 @@ mod tests {
         assert_eq!(dmi["memory"]["Number Of Devices"], 24);
         assert!(dmi["memory"].get("Handle").is_none());
         assert_eq!(dmi["memory"]["devices"][0]["Size"], "16 GB");
-        assert_eq!(runner.calls(), ["dmidecode -t bios -t processor -t memory"]);
+        assert!(json.get("logs").is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod network;
 pub mod root_device;
 mod sysfs;
+pub mod system_logs;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -48,6 +49,8 @@ pub struct InventorySources {
     pub dev_root: PathBuf,
     /// `/run` (udev's database); `<dev_root>/../run`.
     pub run_root: PathBuf,
+    /// The host's root file system (`/mnt/coreos`), for the host journal.
+    pub host_root: PathBuf,
     /// Runs lsblk, ipmitool, dmidecode.
     pub runner: Arc<dyn CommandRunner>,
     /// Interface addresses; `None` reads them with getifaddrs (live `/sys` only).
@@ -71,6 +74,7 @@ impl InventorySources {
             proc_root: paths.proc_root.clone(),
             dev_root: paths.dev_root.clone(),
             run_root: run_root_for(&paths.dev_root),
+            host_root: paths.host_root.clone(),
             runner,
             addresses: None,
             enable_vlan_interfaces: config.enable_vlan_interfaces.clone(),
