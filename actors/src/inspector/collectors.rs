@@ -128,6 +128,9 @@ pub struct InspectionData {
     /// `dmi-decode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmi: Option<Value>,
+    /// `lldp`: raw TLVs per interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lldp_raw: Option<BTreeMap<String, super::lldp::LldpTlvs>>,
     /// `logs`: base64 of a tar.gz (see [`super::system_logs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
@@ -150,9 +153,10 @@ impl InspectionData {
 }
 
 /// Collectors this agent implements.
-pub const IMPLEMENTED: [&str; 5] = [
+pub const IMPLEMENTED: [&str; 6] = [
     "default",
     "logs",
+    "lldp",
     "pci-devices",
     "numa-topology",
     "dmi-decode",
@@ -161,7 +165,7 @@ pub const IMPLEMENTED: [&str; 5] = [
 /// `extra-hardware` is reported in `error`; the others only log a warning (IPA's
 /// `logs`/`lldp` failures do not fail inspection, and Ironic's `ramdisk-error` hook
 /// fails the node on any `error`).
-pub const NOT_AVAILABLE: [&str; 3] = ["lldp", "extra-hardware", "usb-devices"];
+pub const NOT_AVAILABLE: [&str; 2] = ["extra-hardware", "usb-devices"];
 
 /// Checks collector names: an unknown one fails the whole inspection, as in IPA.
 pub fn validate_collectors(collectors: &[String]) -> Result<(), AgentError> {
@@ -218,6 +222,16 @@ pub async fn run_collectors(
                 Ok(logs) => data.logs = Some(logs),
                 Err(err) => tracing::warn!("Failed to collect logs: {err}"),
             },
+            "lldp" => {
+                let names: Vec<String> = inventory
+                    .interfaces
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .collect();
+                let mut warnings = Vec::new();
+                data.lldp_raw = Some(sources.lldp(&names, &mut warnings).await);
+                super::log_warnings(&warnings);
+            }
             "extra-hardware" => failures.push(
                 "failed to run hardware-detect utility: not available in this agent".to_string(),
             ),
@@ -523,9 +537,9 @@ mod tests {
             .await
             .expect_err("unknown collector");
         assert!(err.details.contains("bogus"));
-        // logs works (best effort), lldp only warns: no error, which would fail the
-        // node in Ironic's ramdisk-error hook.
-        let names: Vec<String> = ["default", "logs", "lldp"]
+        // logs and lldp are best effort, usb-devices only warns: no error, which would
+        // fail the node in Ironic's ramdisk-error hook.
+        let names: Vec<String> = ["default", "logs", "lldp", "usb-devices"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -534,6 +548,8 @@ mod tests {
             .expect("collect");
         assert_eq!(data.error, None);
         assert!(data.logs.as_deref().is_some_and(|l| !l.is_empty()));
+        // The fixture interface is not up: nothing listened to, an empty map.
+        assert_eq!(data.lldp_raw, Some(BTreeMap::new()));
         let data = run_collectors(&["extra-hardware".into()], &inventory(), &src)
             .await
             .expect("collect");

@@ -10,6 +10,7 @@ pub mod collectors;
 pub mod cpu;
 pub mod disks;
 pub mod inventory;
+pub mod lldp;
 pub mod memory;
 pub mod network;
 pub mod root_device;
@@ -63,6 +64,10 @@ pub struct InventorySources {
     pub boot_if: Option<String>,
     /// Lookup's `agent_skip_bmc_detect`.
     pub skip_bmc_detect: bool,
+    /// `collect_lldp`: fill `interfaces[].lldp` (live `/sys` only).
+    pub collect_lldp: bool,
+    /// `lldp_timeout`: the longest LLDP listening time.
+    pub lldp_timeout: std::time::Duration,
 }
 
 impl InventorySources {
@@ -81,6 +86,8 @@ impl InventorySources {
             allowlist: DeviceAllowlist::new(config.block_device_allowlist.iter()),
             boot_if: config.boot_if.clone(),
             skip_bmc_detect: false,
+            collect_lldp: config.collect_lldp,
+            lldp_timeout: std::time::Duration::from_secs_f64(config.lldp_timeout.max(0.0)),
         }
     }
 
@@ -104,6 +111,20 @@ impl InventorySources {
         disks::list_disks(self.runner.as_ref(), &self.disk_sources(), warnings).await
     }
 
+    /// LLDP TLVs of those `names` that are up, listening at most `lldp_timeout`.
+    pub async fn lldp(
+        &self,
+        names: &[String],
+        warnings: &mut Vec<String>,
+    ) -> BTreeMap<String, lldp::LldpTlvs> {
+        let up: Vec<String> = names
+            .iter()
+            .filter(|n| lldp::interface_is_up(&self.sys_root, n))
+            .cloned()
+            .collect();
+        lldp::collect_lldp(&up, self.lldp_timeout, warnings).await
+    }
+
     /// Builds the whole inventory. Nothing fails it: a missing source degrades its
     /// field and adds one line to `warnings`. `bmc_cache` keeps IPA's per-process BMC
     /// cache (filled on first use).
@@ -125,7 +146,14 @@ impl InventorySources {
             query_permanent_mac: self.live(),
             enable_vlan_interfaces: self.enable_vlan_interfaces.clone(),
         };
-        let interfaces = network::list_interfaces(&self.sys_root, &net, warnings);
+        let mut interfaces = network::list_interfaces(&self.sys_root, &net, warnings);
+        if self.collect_lldp && self.live() {
+            let names: Vec<String> = interfaces.iter().map(|i| i.name.clone()).collect();
+            let mut found = self.lldp(&names, warnings).await;
+            for iface in &mut interfaces {
+                iface.lldp = found.remove(&iface.name);
+            }
+        }
         let disks = self
             .disks(warnings)
             .await
