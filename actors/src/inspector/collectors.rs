@@ -643,4 +643,69 @@ mod tests {
         assert_eq!(dmi["memory"]["devices"][0]["Size"], "16 GB");
         assert!(json.get("logs").is_none());
     }
+
+    /// Runs the real dmidecode on a synthesized dump (`--from-dump`).
+    #[derive(Debug)]
+    struct DumpRunner {
+        dump: std::path::PathBuf,
+    }
+
+    impl CommandRunner for DumpRunner {
+        fn run(
+            &self,
+            mut spec: CommandSpec,
+        ) -> crate::host::BoxFuture<'static, std::io::Result<crate::host::CommandOutput>> {
+            if spec.program == "dmidecode" {
+                let mut args = vec!["--from-dump".to_string(), self.dump.display().to_string()];
+                args.extend(spec.args);
+                spec.args = args;
+            }
+            crate::host::ProcessRunner::default().run(spec)
+        }
+    }
+
+    /// `dmidecode --dump-bin` layout: SMBIOS 3.0 entry point at 0, table at 0x20.
+    fn smbios_dump(table: &[u8]) -> Vec<u8> {
+        let mut ep = b"_SM3_".to_vec();
+        ep.extend_from_slice(&[0, 0x18, 3, 0, 0, 1, 0]);
+        ep.extend_from_slice(&(table.len() as u32).to_le_bytes());
+        ep.extend_from_slice(&0x20u64.to_le_bytes());
+        let sum = ep.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+        ep[5] = 0u8.wrapping_sub(sum);
+        ep.resize(0x20, 0);
+        ep.extend_from_slice(table);
+        ep
+    }
+
+    #[actix_rt::test]
+    async fn inspector_collect_dmi_decode_with_real_dmidecode_on_a_dump() {
+        let found = std::process::Command::new("dmidecode")
+            .arg("--version")
+            .output();
+        if found.is_err() {
+            eprintln!("SKIPPED: dmidecode is not installed (apt-get install dmidecode)");
+            return;
+        }
+        let t = Tree::new();
+        t.bytes(
+            "smbios.bin",
+            &smbios_dump(&crate::inspector::memory::tests::smbios_table()),
+        );
+        let runner = DumpRunner {
+            dump: t.path("smbios.bin"),
+        };
+        let dmi = dmi_decode(&runner).await.expect("dmidecode");
+        assert_eq!(dmi["bios"]["Vendor"], "Dell Inc.", "{dmi}");
+        assert_eq!(dmi["bios"]["Version"], "2.10.2");
+        assert_eq!(dmi["bios"]["Release Date"], "02/24/2021");
+        assert!(dmi["bios"]["Characteristics"].is_array(), "{dmi}");
+        assert_eq!(dmi["cpu"], serde_json::json!([]));
+        assert_eq!(dmi["memory"]["Number Of Devices"], 4, "{dmi}");
+        assert_eq!(dmi["memory"]["Maximum Capacity"], "256 GB");
+        let devices = dmi["memory"]["devices"].as_array().expect("devices");
+        assert_eq!(devices.len(), 4);
+        assert_eq!(devices[0]["Size"], "16 GB");
+        assert_eq!(devices[1]["Size"], "64 GB");
+        assert_eq!(devices[0]["Locator"], "DIMM A1");
+    }
 }
