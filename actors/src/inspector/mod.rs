@@ -64,6 +64,9 @@ pub struct InventorySources {
     pub boot_if: Option<String>,
     /// Lookup's `agent_skip_bmc_detect`.
     pub skip_bmc_detect: bool,
+    /// Arguments put before every ipmitool command (empty in production; tests use
+    /// `-I lanplus -H 127.0.0.1 …` to reach `ipmi_sim`).
+    pub ipmitool_args: Vec<String>,
     /// `collect_lldp`: fill `interfaces[].lldp` (live `/sys` only).
     pub collect_lldp: bool,
     /// `lldp_timeout`: the longest LLDP listening time.
@@ -90,6 +93,7 @@ impl InventorySources {
             allowlist: DeviceAllowlist::new(config.block_device_allowlist.iter()),
             boot_if: config.boot_if.clone(),
             skip_bmc_detect: false,
+            ipmitool_args: Vec::new(),
             collect_lldp: config.collect_lldp,
             lldp_timeout: std::time::Duration::from_secs_f64(config.lldp_timeout.max(0.0)),
             dhcp_wait_timeout: std::time::Duration::from_secs(config.inspection_dhcp_wait_timeout),
@@ -235,7 +239,13 @@ impl InventorySources {
             match bmc_cache {
                 Some(cached) => cached.clone(),
                 None => {
-                    let found = bmc::detect(self.runner.as_ref(), &self.dev_root, warnings).await;
+                    let found = bmc::detect(
+                        self.runner.as_ref(),
+                        &self.dev_root,
+                        &self.ipmitool_args,
+                        warnings,
+                    )
+                    .await;
                     *bmc_cache = Some(found.clone());
                     found
                 }
