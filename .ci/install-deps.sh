@@ -4,7 +4,9 @@
 set -euo pipefail
 
 need_apt=()
-for pkg_bin in "curl:curl" "util-linux:lsblk" "python3-venv:" ; do
+# lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's tests.
+for pkg_bin in "curl:curl" "util-linux:lsblk" "python3-venv:" \
+    "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
