@@ -135,3 +135,193 @@ fn inventory_parity_with_ipa_13_on_this_machine() {
         "differences from IPA 13.0.0 not listed in KNOWN: {unexplained:#?}"
     );
 }
+
+/// Devices as IPA's all-values mode serializes them (`serial`/`wwn` are lists).
+fn hint_devices() -> Value {
+    serde_json::json!([
+        {"name": "/dev/sda", "size": 21474836480u64, "model": "QEMU HARDDISK", "vendor": "ATA",
+         "serial": ["S1", "S1-short", "QEMU_HARDDISK_S1"], "wwn": ["0x5000c500a1b2c3d4", null],
+         "wwn_with_extension": "0x5000c500a1b2c3d4ext", "wwn_vendor_extension": "0xext",
+         "rotational": true, "hctl": "0:0:0:0",
+         "by_path": "/dev/disk/by-path/pci-0000:00:05.0-scsi-0:0:0:0", "tran": "sas"},
+        {"name": "/dev/sdb", "size": 21474836992u64, "model": null, "vendor": "",
+         "serial": [null, null, null], "wwn": [null, null],
+         "wwn_with_extension": null, "wwn_vendor_extension": null,
+         "rotational": false, "hctl": "0:0:0:1", "by_path": null, "tran": "sata"},
+        {"name": "/dev/nvme0n1", "size": 107374182400u64, "model": "Dell Ent NVMe  v2",
+         "vendor": null, "serial": ["PHLN0123", null, "Dell_Ent_NVMe_PHLN0123"],
+         "wwn": ["eui.0123", "eui.0123"], "wwn_with_extension": null,
+         "wwn_vendor_extension": null, "rotational": false, "hctl": null, "by_path": null,
+         "tran": "nvme"},
+        {"name": "/dev/md127", "size": 53687091200u64, "model": "", "vendor": null,
+         "serial": [], "wwn": [], "wwn_with_extension": null, "wwn_vendor_extension": null,
+         "rotational": false, "hctl": null, "by_path": null, "tran": null}
+    ])
+}
+
+fn hint_battery() -> Vec<Value> {
+    let texts = [
+        r#"{"model": "QEMU HARDDISK"}"#,
+        r#"{"model": "qemu harddisk"}"#,
+        r#"{"model": "  QEMU HARDDISK  "}"#,
+        r#"{"model": "s== qemu harddisk"}"#,
+        r#"{"model": "s!= qemu harddisk"}"#,
+        r#"{"model": "<in> harddisk"}"#,
+        r#"{"model": "<in> HARD DISK"}"#,
+        r#"{"model": "<or> foo <or> qemu harddisk"}"#,
+        r#"{"model": "<or> foo bar <or> dell ent nvme  v2"}"#,
+        r#"{"model": "s< m"}"#,
+        r#"{"model": "s<= qemu harddisk"}"#,
+        r#"{"model": "s> a"}"#,
+        r#"{"model": "s>= z"}"#,
+        r#"{"model": "none"}"#,
+        r#"{"model": "None"}"#,
+        r#"{"model": "<in> nvme", "size": "> 50"}"#,
+        r#"{"model": 5}"#,
+        r#"{"model": ""}"#,
+        r#"{"serial": "S1"}"#,
+        r#"{"serial": "s1-SHORT"}"#,
+        r#"{"serial": "dell_ent_nvme_phln0123"}"#,
+        r#"{"serial": "<in> phln"}"#,
+        r#"{"serial": "s!= s1"}"#,
+        r#"{"serial": "none"}"#,
+        r#"{"serial": ["S1"]}"#,
+        r#"{"wwn": "0x5000C500A1B2C3D4"}"#,
+        r#"{"wwn": "s== none"}"#,
+        r#"{"wwn": "<in> eui"}"#,
+        r#"{"vendor": "ata"}"#,
+        r#"{"vendor": "s!= ata"}"#,
+        r#"{"vendor": "none"}"#,
+        r#"{"name": "/dev/sdb"}"#,
+        r#"{"name": "sdb"}"#,
+        r#"{"name": "<in> nvme"}"#,
+        r#"{"name": "s!= /dev/sda"}"#,
+        r#"{"hctl": "0:0:0:0"}"#,
+        r#"{"hctl": "s== 0:0:0:1"}"#,
+        r#"{"hctl": "s!= 0:0:0:0"}"#,
+        r#"{"by_path": "/dev/disk/by-path/pci-0000:00:05.0-scsi-0:0:0:0"}"#,
+        r#"{"tran": "SAS"}"#,
+        r#"{"tran": "<or> nvme <or> sata"}"#,
+        r#"{"tran": "none"}"#,
+        r#"{"wwn_with_extension": "0x5000c500a1b2c3d4ext"}"#,
+        r#"{"wwn_vendor_extension": "0xEXT"}"#,
+        r#"{"size": 20}"#,
+        r#"{"size": "20"}"#,
+        r#"{"size": ">= 20"}"#,
+        r#"{"size": "> 20"}"#,
+        r#"{"size": "< 100"}"#,
+        r#"{"size": "<= 19"}"#,
+        r#"{"size": "!= 20"}"#,
+        r#"{"size": "== 100"}"#,
+        r#"{"size": "= 50"}"#,
+        r#"{"size": "<or> 50 <or> 100"}"#,
+        r#"{"size": 0}"#,
+        r#"{"size": -5}"#,
+        r#"{"size": "abc"}"#,
+        r#"{"size": 20.5}"#,
+        r#"{"size": ">= 20", "rotational": false}"#,
+        r#"{"rotational": true}"#,
+        r#"{"rotational": "false"}"#,
+        r#"{"rotational": "1"}"#,
+        r#"{"rotational": 0}"#,
+        r#"{"rotational": "maybe"}"#,
+        r#"{"colour": "red"}"#,
+        r#"{"size": 20, "colour": "red"}"#,
+    ];
+    texts
+        .iter()
+        .map(|t| serde_json::from_str(t).expect("hint JSON"))
+        .collect()
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+fn candidates(devices: &Value) -> Vec<ironic_agent_actors::inspector::disks::DiskCandidate> {
+    use ironic_agent_actors::inspector::disks::DiskCandidate;
+    use ironic_agent_actors::inspector::BlockDevice;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(opt_str).collect())
+            .unwrap_or_default()
+    };
+    devices
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| {
+            let all_serials = strings(&d["serial"]);
+            let all_wwns = strings(&d["wwn"]);
+            DiskCandidate {
+                device: BlockDevice {
+                    name: opt_str(&d["name"]).expect("name"),
+                    model: opt_str(&d["model"]),
+                    size: d["size"].as_u64().expect("size"),
+                    rotational: d["rotational"].as_bool().expect("rotational"),
+                    wwn: all_wwns.first().cloned(),
+                    serial: all_serials.first().cloned(),
+                    vendor: opt_str(&d["vendor"]),
+                    wwn_with_extension: opt_str(&d["wwn_with_extension"]),
+                    wwn_vendor_extension: opt_str(&d["wwn_vendor_extension"]),
+                    hctl: opt_str(&d["hctl"]),
+                    by_path: opt_str(&d["by_path"]),
+                    logical_sectors: None,
+                    physical_sectors: None,
+                    tran: opt_str(&d["tran"]),
+                },
+                all_serials,
+                all_wwns,
+                devtype: "disk".into(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn root_device_hint_matching_agrees_with_ipa_13() {
+    let python = ipa_python();
+    let devices = hint_devices();
+    let hints = hint_battery();
+    let input = serde_json::json!({"devices": devices, "hints": hints});
+    let mut child = Command::new(&python)
+        .arg(repo().join("tests/harness/ipa/hints.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run IPA hints harness");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.to_string().as_bytes())
+            .expect("write hints");
+    }
+    let out = child.wait_with_output().expect("IPA hints harness");
+    assert!(
+        out.status.success(),
+        "IPA hints harness failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ipa: Vec<Value> = serde_json::from_slice(&out.stdout).expect("IPA answers JSON");
+    assert_eq!(ipa.len(), hints.len());
+
+    let cands = candidates(&devices);
+    let mut mismatches = Vec::new();
+    for (hint, expected) in hints.iter().zip(&ipa) {
+        let ours = match ironic_agent_actors::inspector::root_device::find_by_hints(&cands, hint) {
+            Ok(Some(found)) => Value::String(found.device.name.clone()),
+            Ok(None) => Value::Null,
+            Err(_) => Value::String("ERROR".into()),
+        };
+        if &ours != expected {
+            mismatches.push(format!("{hint}: IPA {expected}, ours {ours}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "root-device hints disagree with IPA 13.0.0:\n{}",
+        mismatches.join("\n")
+    );
+}
