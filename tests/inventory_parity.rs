@@ -325,3 +325,42 @@ fn root_device_hint_matching_agrees_with_ipa_13() {
         mismatches.join("\n")
     );
 }
+
+fn sort_by_key(list: &mut Value, key: &dyn Fn(&Value) -> String) {
+    if let Some(items) = list.as_array_mut() {
+        items.sort_by_key(|v| key(v));
+    }
+}
+
+#[test]
+fn pci_and_numa_collectors_agree_with_ipa_13() {
+    use ironic_agent_actors::inspector::collectors::{numa_topology, pci_devices};
+    let python = ipa_python();
+    let (mut ipa, _) = run_json(
+        Command::new(&python).arg(repo().join("tests/harness/ipa/collectors.py")),
+        "IPA 13.0.0 collectors",
+    );
+    assert!(ipa["error"].is_null(), "IPA failed: {}", ipa["error"]);
+    let sys = Path::new("/sys");
+    let mut ours = serde_json::json!({
+        "pci_devices": pci_devices(sys).expect("pci devices"),
+        "numa_topology": numa_topology(sys).ok(),
+    });
+    for v in [&mut ipa, &mut ours] {
+        sort_by_key(&mut v["pci_devices"], &|d| d["bus"].to_string());
+        if let Some(cpus) = v["numa_topology"]["cpus"].as_array_mut() {
+            for cpu in cpus.iter_mut() {
+                sort_by_key(&mut cpu["thread_siblings"], &|t| format!("{t:>8}"));
+            }
+        }
+        sort_by_key(&mut v["numa_topology"]["cpus"], &|c| {
+            format!("{:>8}{:>8}", c["numa_node"], c["cpu"])
+        });
+        sort_by_key(&mut v["numa_topology"]["nics"], &|n| n["name"].to_string());
+        sort_by_key(&mut v["numa_topology"]["ram"], &|r| {
+            r["numa_node"].to_string()
+        });
+    }
+    assert_eq!(ipa["pci_devices"], ours["pci_devices"]);
+    assert_eq!(ipa["numa_topology"], ours["numa_topology"]);
+}
