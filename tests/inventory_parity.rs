@@ -364,3 +364,146 @@ fn pci_and_numa_collectors_agree_with_ipa_13() {
     assert_eq!(ipa["pci_devices"], ours["pci_devices"]);
     assert_eq!(ipa["numa_topology"], ours["numa_topology"]);
 }
+
+/// One SMBIOS structure: header, formatted area, string set.
+fn smbios_structure(kind: u8, handle: u16, formatted: &[u8], strings: &[&str]) -> Vec<u8> {
+    let mut out = vec![kind, (4 + formatted.len()) as u8];
+    out.extend_from_slice(&handle.to_le_bytes());
+    out.extend_from_slice(formatted);
+    if strings.is_empty() {
+        out.extend_from_slice(&[0, 0]);
+    } else {
+        for s in strings {
+            out.extend_from_slice(s.as_bytes());
+            out.push(0);
+        }
+        out.push(0);
+    }
+    out
+}
+
+/// A Dell-like SMBIOS 3.0 table (BIOS, system with SKU, memory array, three DIMM slots
+/// of which two are populated: 16 GiB and 64 GiB) and its entry point.
+fn smbios_tables() -> (Vec<u8>, Vec<u8>) {
+    let mut bios = vec![1u8, 2, 0x00, 0xF0, 3, 0xFF];
+    bios.extend_from_slice(&0x80u64.to_le_bytes());
+    bios.extend_from_slice(&[1, 0, 2, 10, 0xFF, 0xFF]);
+    let mut system = vec![1u8, 2, 3, 4];
+    system.extend_from_slice(&[
+        0x44, 0x45, 0x4c, 0x4c, 0x42, 0x00, 0x10, 0x35, 0x80, 0x52, 0xb4, 0xc0, 0x4f, 0x4e, 0x4d,
+        0x32,
+    ]);
+    system.extend_from_slice(&[6, 5, 6]);
+    let mut array = vec![3u8, 3, 3];
+    array.extend_from_slice(&(256u32 * 1024 * 1024).to_le_bytes());
+    array.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    array.extend_from_slice(&3u16.to_le_bytes());
+    let dimm = |handle: u16, size: u16, extended: u32| {
+        let mut f = vec![0u8; 0x28 - 4];
+        f[0] = 0x00;
+        f[1] = 0x10; // physical memory array handle 0x1000
+        f[0x0C - 4..0x0E - 4].copy_from_slice(&size.to_le_bytes());
+        f[0x1C - 4..0x20 - 4].copy_from_slice(&extended.to_le_bytes());
+        f[0x10 - 4] = 1;
+        smbios_structure(17, handle, &f, &["DIMM A1"])
+    };
+    let mut table = Vec::new();
+    table.extend(smbios_structure(
+        0,
+        0,
+        &bios,
+        &["Dell Inc.", "2.10.2", "02/24/2021"],
+    ));
+    table.extend(smbios_structure(
+        1,
+        1,
+        &system,
+        &[
+            "Dell Inc.",
+            "PowerEdge R640",
+            "Not Specified",
+            "ABC1234",
+            "SKU=0716",
+            "PowerEdge",
+        ],
+    ));
+    table.extend(smbios_structure(16, 0x1000, &array, &[]));
+    table.extend(dimm(0x1100, 16384, 0));
+    table.extend(dimm(0x1101, 0x7FFF, 65536));
+    table.extend(dimm(0x1102, 0, 0));
+    table.extend(smbios_structure(127, 0xFEFF, &[], &[]));
+    let mut ep = b"_SM3_".to_vec();
+    ep.extend_from_slice(&[0, 0x18, 3, 0, 0, 1, 0]);
+    ep.extend_from_slice(&(table.len() as u32).to_le_bytes());
+    ep.extend_from_slice(&0u64.to_le_bytes());
+    let sum = ep.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    ep[5] = 0u8.wrapping_sub(sum);
+    (ep, table)
+}
+
+/// Runs a program in a private mount namespace whose `/sys/firmware` holds only the
+/// given SMBIOS tables (this VM has none).
+fn with_fake_firmware(tables: &Path, program: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs fakefw /sys/firmware && mkdir -p /sys/firmware/dmi/tables && \
+             cp \"$0/smbios_entry_point\" \"$0/DMI\" /sys/firmware/dmi/tables/ && exec \"$@\"",
+        )
+        .arg(tables)
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+#[test]
+fn inventory_parity_with_ipa_13_on_smbios_tables() {
+    if Path::new("/sys/class/dmi/id").exists() {
+        eprintln!("SKIPPED: this machine has real DMI data");
+        return;
+    }
+    let python = ipa_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ep, table) = smbios_tables();
+    std::fs::write(dir.path().join("smbios_entry_point"), ep).expect("entry point");
+    std::fs::write(dir.path().join("DMI"), table).expect("table");
+    std::fs::write(dir.path().join("cmdline"), "").expect("cmdline");
+    let script = repo().join("tests/harness/ipa/inventory.py");
+    let (ipa, _) = run_json(
+        &mut with_fake_firmware(dir.path(), &python, &[script.to_str().expect("utf8")]),
+        "IPA 13.0.0 with SMBIOS tables",
+    );
+    let cmdline = dir.path().join("cmdline");
+    let (ours, _) = run_json(
+        &mut with_fake_firmware(
+            dir.path(),
+            Path::new(env!("CARGO_BIN_EXE_ironic-agent")),
+            &[
+                "--cmdline-file",
+                cmdline.to_str().expect("utf8"),
+                "inventory",
+            ],
+        ),
+        "ironic-agent inventory with SMBIOS tables",
+    );
+    assert_eq!(
+        ipa["system_vendor"]["product_name"], "PowerEdge R640 (SKU=0716)",
+        "IPA read the tables through lshw: {}",
+        ipa["system_vendor"]
+    );
+    assert_eq!(ipa["memory"]["physical_mb"], 81920);
+    let mut differences = Vec::new();
+    diff("", &normalize(ipa), &normalize(ours), &mut differences);
+    let unexplained: Vec<&String> = differences
+        .iter()
+        .filter(|d| {
+            !KNOWN
+                .iter()
+                .any(|(path, _)| d.starts_with(&format!("{path}:")))
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "differences from IPA 13.0.0 not listed in KNOWN: {unexplained:#?}"
+    );
+}
