@@ -4,10 +4,14 @@
 set -euo pipefail
 
 need_apt=()
+# lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's
+# tests; lshw is used by the reference IPA in the inventory parity test (not by us).
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
                "openssl:openssl" \
                "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
                "xz-utils:xz" "pkg-config:pkg-config" \
+               "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
+               "lshw:lshw" \
                "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
@@ -33,5 +37,8 @@ mkdir -p "${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}"
 bash tests/harness/coreos/install-coreos-installer.sh >/dev/null
 if [[ -x tests/harness/ironic/setup.sh ]]; then
     bash tests/harness/ironic/setup.sh
+fi
+if [[ -x tests/harness/ipa/setup.sh ]]; then
+    bash tests/harness/ipa/setup.sh
 fi
 echo "install-deps: done"
