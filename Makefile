@@ -23,11 +23,11 @@ deps:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -j$(JOBS) --all-targets -- -D warnings
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
 
 ## test: everything CI runs — lint, unit, actor and real-peer integration tests.
 test: deps lint
-	$(CARGO) test -j$(JOBS) --all-targets -- --test-threads=4
+	$(CARGO) test -j$(JOBS) --workspace --all-targets -- --test-threads=4
 
 ## demo: the main job (see README.md).
 demo: deps
