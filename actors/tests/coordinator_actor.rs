@@ -121,6 +121,8 @@ fn start(standalone: bool) -> Harness {
     let config = AgentConfig {
         standalone,
         paths: HostPaths::rooted_at(dir.path()),
+        // No real disk may ever be offered to a step in these tests.
+        block_device_allowlist: vec!["/dev/ironic-agent-test-no-such-disk".into()],
         ..AgentConfig::default()
     };
     let runner = Arc::new(FakeRunner::default());
@@ -375,7 +377,6 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
     // Steps whose real work belongs to later issues fail clearly.
     for (kind, step, args) in [
         ("deploy", "write_image", json!({"image_info": {"id": "x"}})),
-        ("deploy", "install_coreos", json!({})),
         ("clean", "erase_devices", json!({})),
         ("service", "apply_configuration", json!({"raid_config": {}})),
     ] {
@@ -394,6 +395,20 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
             "{details}"
         );
     }
+
+    // install_coreos first picks the install device: with no disk allowed
+    // (the test's allow-list), that fails clearly before anything runs.
+    let coreos = run(
+        &h,
+        "deploy.execute_deploy_step",
+        step_params("deploy", "install_coreos", json!({})),
+        true,
+    )
+    .await
+    .expect("stored");
+    assert_eq!(coreos.command_status, CommandStatus::Failed);
+    let error = coreos.command_error.expect("error");
+    assert_eq!(error.error_type, "DeviceNotFound", "{error:?}");
 
     // With no reachable system bus, start_assisted_install fails clearly.
     let assisted = run(
