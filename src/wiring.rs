@@ -11,7 +11,8 @@ use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeA
 use ironic_agent_actors::host::ProcessRunner;
 use ironic_agent_actors::inspector::HardwareInspector;
 use ironic_agent_actors::installer::InstallerRunner;
-use ironic_agent_actors::ironic::IronicClient;
+use ironic_agent_actors::ironic::startup::{self, StartupPeers, StartupTiming};
+use ironic_agent_actors::ironic::{IronicClient, StopHeartbeating};
 use ironic_agent_actors::systemd::SystemdSupervisor;
 
 /// How long a signal waits for a running command before the agent exits anyway.
@@ -72,6 +73,16 @@ impl Agent {
         Ok(names)
     }
 
+    /// The actors the non-standalone start-up sequence drives.
+    pub fn startup_peers(&self) -> StartupPeers {
+        StartupPeers {
+            api: self.api.clone(),
+            coordinator: self.coordinator.clone(),
+            inspector: self.peers.inspector.clone(),
+            ironic: self.peers.ironic.clone(),
+        }
+    }
+
     /// Binds the API and starts serving.
     pub async fn serve(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
         self.api
@@ -94,6 +105,7 @@ impl Agent {
         if !drained {
             tracing::warn!("a command was still running at shutdown");
         }
+        let _ = self.peers.ironic.send(StopHeartbeating).await;
         let _ = self.api.send(StopServing { graceful: true }).await;
         drained
     }
@@ -106,10 +118,26 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
-        // Until the Ironic client owns the start-up sequence, every mode
-        // serves the API at once (standalone behaviour).
-        let addrs = agent.serve().await?;
-        tracing::info!(?addrs, standalone = config.standalone, "agent running");
+        if config.standalone {
+            let addrs = agent.serve().await?;
+            tracing::info!(?addrs, standalone = true, "agent running");
+        } else {
+            // Lookup may take up to lookup_timeout: a signal still stops the agent.
+            let peers = agent.startup_peers();
+            let timing = StartupTiming::default();
+            let startup = startup::run(&config, &peers, &timing);
+            tokio::select! {
+                outcome = startup => {
+                    let outcome = outcome.context("start-up")?;
+                    tracing::info!(?outcome, "agent running");
+                }
+                signal = wait_for_signal() => {
+                    signal?;
+                    agent.shutdown(DRAIN_TIMEOUT).await;
+                    return anyhow::Ok(0);
+                }
+            }
+        }
         wait_for_signal().await?;
         spawn_second_signal_exit();
         agent.shutdown(DRAIN_TIMEOUT).await;
