@@ -7,7 +7,7 @@ JOBS ?= 2
 # Caches reused between runs (Ironic venv, coreos-installer build).
 export IRONIC_AGENT_CACHE ?= /var/cache/ironic-agent
 
-.PHONY: all build release test deps lint unit demo clean
+.PHONY: all build release image test deps lint demo clean
 
 all: build
 
@@ -16,6 +16,10 @@ build:
 
 release:
 	$(CARGO) build -j$(JOBS) --release
+
+## image: the agent container image, built offline (container/README.md).
+image: deps
+	bash container/build-image.sh
 
 ## deps: install every package the tests need (idempotent; runs as root in CI).
 deps:

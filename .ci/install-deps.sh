@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need_apt=()
-for pkg_bin in "curl:curl" "util-linux:lsblk" "python3-venv:" ; do
+for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
+               "openssl:openssl" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")

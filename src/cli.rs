@@ -164,14 +164,52 @@ pub enum Command {
         #[arg(long, value_name = "JSON")]
         root_device_hints: Option<String>,
     },
-    /// Ignition helper (filled by a later issue).
+    /// Print the Ignition config that starts the agent container on a CoreOS
+    /// ramdisk (conf file from `--api-url`, `--inspection-callback-url`,
+    /// `--insecure`; the podman unit; pull secret; SSH key).
     Ignition(IgnitionArgs),
 }
 
-/// Arguments of the `ignition` subcommand. A placeholder: the issue that adds the
-/// subcommand's behaviour fills it.
+/// Arguments of the `ignition` subcommand.
 #[derive(Debug, Clone, Default, Args)]
-pub struct IgnitionArgs {}
+pub struct IgnitionArgs {
+    /// Agent container image reference.
+    #[arg(long, value_name = "IMAGE", default_value = crate::ignition::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Pull the image without TLS verification.
+    #[arg(long)]
+    pub insecure_registry: bool,
+    /// Registry pull secret (JSON file), installed as /etc/authfile.json.
+    #[arg(long, value_name = "FILE")]
+    pub pull_secret: Option<PathBuf>,
+    /// SSH public key file for the `core` user.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// Extra agent option written to the conf file (repeatable).
+    #[arg(long = "conf-option", value_name = "KEY=VALUE")]
+    pub conf_options: Vec<String>,
+    /// Kernel `ip=` arguments for the installed system (IPA_COREOS_IP_OPTIONS).
+    #[arg(long, value_name = "ARGS", default_value = "")]
+    pub ip_options: String,
+    /// Copy the ramdisk's network configuration (IPA_COREOS_COPY_NETWORK).
+    #[arg(long)]
+    pub copy_network: bool,
+    /// Host name used when the ramdisk has none (IPA_DEFAULT_HOSTNAME).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub default_hostname: String,
+    /// HTTP_PROXY for podman and the agent.
+    #[arg(long, value_name = "URL", default_value = "")]
+    pub http_proxy: String,
+    /// HTTPS_PROXY for podman and the agent.
+    #[arg(long, value_name = "URL", default_value = "")]
+    pub https_proxy: String,
+    /// NO_PROXY for podman and the agent.
+    #[arg(long, value_name = "HOSTS", default_value = "")]
+    pub no_proxy: String,
+    /// Print only the systemd unit, not the whole Ignition config.
+    #[arg(long)]
+    pub print_unit: bool,
+}
 
 /// Parses an oslo.config boolean (`true/false/yes/no/1/0/on/off`, any case).
 pub fn parse_bool(value: &str) -> Option<bool> {

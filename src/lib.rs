@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod ignition;
 pub mod logging;
 pub mod wiring;

@@ -39,8 +39,15 @@ fn run() -> anyhow::Result<u8> {
         Some(Command::Inventory { .. }) => {
             anyhow::bail!("the inventory subcommand arrives with the hardware inspector")
         }
-        Some(Command::Ignition(_)) => {
-            anyhow::bail!("the ignition subcommand arrives with the packaging work")
+        Some(Command::Ignition(args)) => {
+            let params = ironic_agent::ignition::params_from_cli(&cli, args)?;
+            if args.print_unit {
+                print!("{}", ironic_agent::ignition::render_unit(&params));
+            } else {
+                let config = ironic_agent::ignition::render(&params)?;
+                println!("{}", serde_json::to_string_pretty(&config)?);
+            }
+            Ok(0)
         }
         None => {
             let code = wiring::run_agent(loaded.config)?;
