@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use anyhow::Context as _;
-use ironic_agent_actors::api::{ApiServer, ApiSettings, StartServing, StopServing};
+use ironic_agent_actors::api::{
+    static_tls_files, ApiServer, ApiSettings, StartServing, StopServing, TlsFiles,
+};
 use ironic_agent_actors::config::AgentConfig;
 use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
 use ironic_agent_actors::host::ProcessRunner;
@@ -27,6 +29,8 @@ pub struct Agent {
     pub coordinator: Addr<Coordinator>,
     /// The worker actors the coordinator delegates to.
     pub peers: Peers,
+    /// The static TLS files of the configuration, or why they are unusable.
+    static_tls: Result<Option<TlsFiles>, String>,
 }
 
 /// Starts all six actors inside the current actix system.
@@ -40,10 +44,7 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
     };
     let coordinator = Coordinator::new(config.clone(), peers.clone()).start();
     let api = ApiServer::new(
-        ApiSettings {
-            listen_host: config.listen_host.clone(),
-            listen_port: config.listen_port,
-        },
+        ApiSettings::from_config(config),
         coordinator.clone(),
         config.agent_token.clone(),
     )
@@ -52,6 +53,7 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
         api,
         coordinator,
         peers,
+        static_tls: static_tls_files(config),
     }
 }
 
@@ -83,10 +85,11 @@ impl Agent {
         }
     }
 
-    /// Binds the API and starts serving.
+    /// Binds the API and starts serving (over static TLS when configured).
     pub async fn serve(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+        let tls = self.static_tls.clone().map_err(anyhow::Error::msg)?;
         self.api
-            .send(StartServing::default())
+            .send(StartServing { tls })
             .await
             .context("API mailbox")?
             .map_err(anyhow::Error::msg)

@@ -1,17 +1,31 @@
 //! The API actor: owns the HTTP server and forwards requests to the coordinator.
 
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::{
     Actor, ActorFutureExt, Addr, Context, Handler, Message, ResponseActFuture, WrapFuture,
 };
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
-use serde_json::json;
+use actix_web::http::KeepAlive;
+use actix_web::{web, App, HttpServer};
 
-use crate::config::Secret;
+use super::handlers::{dispatch, AppState};
+pub use super::token::TokenStore;
+use super::token::{install_token, new_store};
+use crate::config::{AgentConfig, Secret, TlsVersion};
 use crate::coordinator::Coordinator;
+
+/// Longest time a client may take to send its request head.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest time a connection lingers after the server decided to close it.
+pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest idle time of a kept-alive connection.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time a client may take to finish the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections each worker serves at once.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 1024;
 
 /// Where and how the API listens.
 #[derive(Debug, Clone)]
@@ -20,17 +34,31 @@ pub struct ApiSettings {
     pub listen_host: String,
     /// Port to bind; 0 picks a free one.
     pub listen_port: u16,
+    /// Largest accepted request body, in bytes (`max_request_body_bytes`).
+    pub max_request_body_bytes: u64,
+    /// Lowest TLS version served (`tls_min_version`).
+    pub tls_min_version: TlsVersion,
+    /// TLS 1.2 cipher list (`tls_cipher_suites`); `None` is IPA's list.
+    pub tls_cipher_suites: Option<String>,
 }
 
-/// The agent token the command routes check; set by config or by lookup.
-pub type TokenStore = std::sync::Arc<std::sync::RwLock<Option<Secret>>>;
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings::from_config(&AgentConfig::default())
+    }
+}
 
-/// Shared state of the request handlers.
-#[derive(Debug, Clone)]
-struct AppState {
-    started_at: f64,
-    coordinator: Addr<Coordinator>,
-    token: TokenStore,
+impl ApiSettings {
+    /// The API's part of the agent configuration.
+    pub fn from_config(config: &AgentConfig) -> Self {
+        ApiSettings {
+            listen_host: config.listen_host.clone(),
+            listen_port: config.listen_port,
+            max_request_body_bytes: config.max_request_body_bytes,
+            tls_min_version: config.tls_min_version,
+            tls_cipher_suites: config.tls_cipher_suites.clone(),
+        }
+    }
 }
 
 /// Owns the actix-web server; stopping the actor's server stops the API.
@@ -59,8 +87,13 @@ impl ApiServer {
             coordinator,
             handle: None,
             started_at,
-            token: std::sync::Arc::new(std::sync::RwLock::new(token)),
+            token: new_store(token),
         }
+    }
+
+    /// The token store the command routes check.
+    pub fn token_store(&self) -> TokenStore {
+        self.token.clone()
     }
 }
 
@@ -89,36 +122,96 @@ impl Message for StartServing {
     type Result = Result<Vec<SocketAddr>, String>;
 }
 
+/// A listening socket on `addr`; an unspecified IPv6 address also accepts IPv4 where
+/// the OS allows it.
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        if let Err(err) = socket.set_only_v6(false) {
+            tracing::warn!(error = %err, "cannot accept IPv4 on the IPv6 socket");
+        }
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Binds `host:port` (a name, an address, or a bracketed IPv6 address). When the
+/// default `::` cannot be bound (IPv6 disabled), falls back to `0.0.0.0` as IPA does.
+pub fn bind_listener(host: &str, port: u16) -> Result<TcpListener, String> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(host);
+    let addrs: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot listen on {host}:{port}: cannot resolve {host:?}: {err}"))?
+        .collect();
+    let mut last_error = None;
+    for addr in &addrs {
+        match listen_on(*addr) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last_error = Some(format!("cannot listen on {addr}: {err}")),
+        }
+    }
+    if bare == "::" {
+        let fallback = SocketAddr::from(([0, 0, 0, 0], port));
+        if let Ok(listener) = listen_on(fallback) {
+            tracing::warn!(
+                error = last_error.as_deref().unwrap_or("no address"),
+                "IPv6 unavailable: listening on 0.0.0.0"
+            );
+            return Ok(listener);
+        }
+    }
+    Err(last_error.unwrap_or_else(|| format!("cannot listen on {host}:{port}: no address")))
+}
+
 impl Handler<StartServing> for ApiServer {
     type Result = Result<Vec<SocketAddr>, String>;
 
-    fn handle(&mut self, _msg: StartServing, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StartServing, _ctx: &mut Self::Context) -> Self::Result {
         if self.handle.is_some() {
             return Err("the API is already serving".to_string());
         }
+        let tls = msg
+            .tls
+            .as_ref()
+            .map(|files| {
+                super::tls::server_config(
+                    files,
+                    self.settings.tls_min_version,
+                    self.settings.tls_cipher_suites.as_deref(),
+                )
+            })
+            .transpose()?;
         let state = AppState {
             started_at: self.started_at,
             coordinator: self.coordinator.clone(),
             token: self.token.clone(),
+            scheme: if tls.is_some() { "https" } else { "http" },
+            max_body: usize::try_from(self.settings.max_request_body_bytes).unwrap_or(usize::MAX),
         };
+        let listener = bind_listener(&self.settings.listen_host, self.settings.listen_port)?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
-                .route("/v1/status", web::get().to(status))
-                .route("/v1/commands/", web::get().to(list_commands))
+                .default_service(web::to(dispatch))
         })
         .workers(2)
         .disable_signals()
-        .bind((
-            self.settings.listen_host.as_str(),
-            self.settings.listen_port,
-        ))
-        .map_err(|err| {
-            format!(
-                "cannot listen on {}:{}: {err}",
-                self.settings.listen_host, self.settings.listen_port
-            )
-        })?;
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .keep_alive(KeepAlive::Timeout(KEEP_ALIVE_TIMEOUT))
+        .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
+        .max_connections(MAX_CONNECTIONS_PER_WORKER);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .map_err(|err| format!("cannot serve the API: {err}"))?;
         let addrs = server.addrs();
         let server = server.run();
         self.handle = Some(server.handle());
@@ -127,7 +220,7 @@ impl Handler<StartServing> for ApiServer {
                 tracing::error!(error = %err, "API server stopped with an error");
             }
         });
-        tracing::info!(?addrs, "API serving");
+        tracing::info!(?addrs, tls = msg.tls.is_some(), "API serving");
         Ok(addrs)
     }
 }
@@ -172,59 +265,9 @@ impl Handler<InstallAgentToken> for ApiServer {
     type Result = ();
 
     fn handle(&mut self, msg: InstallAgentToken, _ctx: &mut Self::Context) {
-        match self.token.write() {
-            Ok(mut slot) => *slot = Some(msg.0),
-            Err(poisoned) => *poisoned.into_inner() = Some(msg.0),
-        }
+        install_token(&self.token, msg.0);
         tracing::info!("agent token installed");
     }
 }
 
 crate::answer_probe!(ApiServer, "api");
-
-async fn status(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "started_at": state.started_at,
-        "version": crate::AGENT_VERSION,
-    }))
-}
-
-/// Whether the query's `agent_token` equals the held token (constant time).
-fn token_matches(
-    state: &AppState,
-    query: &web::Query<std::collections::HashMap<String, String>>,
-) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some(given) = query.get("agent_token").filter(|token| !token.is_empty()) else {
-        return false;
-    };
-    let held = match state.token.read() {
-        Ok(slot) => slot.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
-    held.filter(|token| !token.is_empty())
-        .is_some_and(|token| bool::from(token.expose().as_bytes().ct_eq(given.as_bytes())))
-}
-
-async fn list_commands(
-    state: web::Data<AppState>,
-    query: web::Query<std::collections::HashMap<String, String>>,
-) -> HttpResponse {
-    if !token_matches(&state, &query) {
-        return HttpResponse::Unauthorized().json(json!({
-            "faultcode": "Client",
-            "faultstring": "401 Unauthorized: Token invalid.",
-        }));
-    }
-    match state
-        .coordinator
-        .send(crate::coordinator::ListCommands)
-        .await
-    {
-        Ok(commands) => HttpResponse::Ok().json(json!({ "commands": commands })),
-        Err(err) => HttpResponse::InternalServerError().json(json!({
-            "faultcode": "Server",
-            "faultstring": format!("coordinator unavailable: {err}"),
-        })),
-    }
-}

@@ -126,26 +126,15 @@ pub fn inspection_data(inventory: &Inventory, config: &AgentConfig) -> Value {
     })
 }
 
-/// Whether static TLS is configured (`listen_tls`, or both files given).
-pub fn static_tls(config: &AgentConfig) -> Option<TlsFiles> {
-    match (&config.tls_cert_file, &config.tls_key_file) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        _ => {
-            if config.listen_tls {
-                tracing::warn!("listen_tls needs tls_cert_file and tls_key_file; serving HTTP");
-            }
-            None
-        }
-    }
+/// The static TLS files (`listen_tls`, or both files given), as the API decides them.
+pub fn static_tls(config: &AgentConfig) -> Result<Option<TlsFiles>, String> {
+    crate::api::static_tls_files(config)
 }
 
 /// Whether auto-TLS applies: enabled, no static TLS, an API URL, Ironic ≥ 1.68.
 pub fn auto_tls_applies(config: &AgentConfig, has_api: bool, version: ApiVersion) -> bool {
     config.enable_auto_tls
-        && static_tls(config).is_none()
+        && matches!(static_tls(config), Ok(None))
         && has_api
         && version >= ApiVersion::AGENT_VERIFY_CA
 }
@@ -223,7 +212,7 @@ pub async fn run(
 ) -> Result<StartupOutcome, StartupError> {
     let api_urls = normalize_urls(&config.api_url);
     let inspect_urls = inspection_urls(config);
-    let static_files = static_tls(config);
+    let static_files = static_tls(config).map_err(StartupError::Serve)?;
 
     if api_urls.is_empty() && inspect_urls.is_empty() {
         tracing::warn!("no Ironic API URL configured: the agent will not look up or heartbeat");
@@ -421,7 +410,7 @@ mod tests {
             ..AgentConfig::default()
         };
         assert!(!auto_tls_applies(&fixed, true, ApiVersion::new(1, 115)));
-        assert!(static_tls(&fixed).is_some());
+        assert!(matches!(static_tls(&fixed), Ok(Some(_))));
     }
 
     #[test]
