@@ -49,6 +49,10 @@ pub fn start_actors(config: &AgentConfig) -> Agent {
         config.agent_token.clone(),
     )
     .start();
+    // The coordinator stops the API after rescue and lockdown.
+    coordinator.do_send(ironic_agent_actors::coordinator::AttachApiControl(
+        api.clone().recipient(),
+    ));
     Agent {
         api,
         coordinator,
@@ -121,7 +125,11 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
-        if config.standalone {
+        let marker = ironic_agent_actors::coordinator::rescued_marker_path(&config.paths.etc_root);
+        if marker.exists() {
+            // IPA: after finalize_rescue the agent never serves the API again.
+            tracing::warn!(marker = %marker.display(), "node was rescued: not serving the API");
+        } else if config.standalone {
             let addrs = agent.serve().await?;
             tracing::info!(?addrs, standalone = true, "agent running");
         } else {

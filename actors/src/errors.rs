@@ -131,6 +131,37 @@ impl AgentError {
         )
     }
 
+    /// 500: no hardware manager has the method (IPA's `HardwareManagerMethodNotFound`).
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            "HardwareManagerMethodNotFound",
+            500,
+            "No HardwareManager found to handle method",
+            format!("Could not find method: {method}"),
+        )
+    }
+
+    /// 503: the agent is shutting down and accepts no new commands.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            "AgentShuttingDown",
+            503,
+            "Service unavailable",
+            "the agent is shutting down and accepts no new commands",
+        )
+    }
+
+    /// Whether a validator error is of the "invalid request content" kind
+    /// (HTTP 400) rather than a failure stored as a FAILED result.
+    pub fn is_invalid_request(&self) -> bool {
+        self.code == 400
+    }
+
+    /// Whether this is the version-mismatch error (stored as `CLEAN_VERSION_MISMATCH`).
+    pub fn is_version_mismatch(&self) -> bool {
+        self.error_type == "VersionMismatch"
+    }
+
     /// The `faultstring` of the HTTP fault body: `<message>: <details>`.
     pub fn faultstring(&self) -> String {
         format!("{}: {}", self.message, self.details)

@@ -1,18 +1,36 @@
 //! The coordinator actor and the messages the API sends it.
+//!
+//! Run requests are serialized by an async lock (IPA's global command lock);
+//! other messages (list, get, cache) keep flowing while a sync command runs.
+//! Async commands run as actor futures; waiters follow a `watch` channel per
+//! command, so `wait=true` never blocks the mailbox.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler, Message, Recipient, ResponseFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient,
+    ResponseActFuture, ResponseFuture, WrapFuture,
+};
 use serde_json::{Map, Value};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tracing::Instrument;
 
+use crate::api::StopServing;
 use crate::command::CommandResult;
 use crate::config::AgentConfig;
 use crate::errors::AgentError;
+use crate::hardware::ManagerSet;
+use crate::host::{CommandRunner, DeviceAllowlist, ProcessRunner};
 use crate::inspector::HardwareInspector;
 use crate::installer::InstallerRunner;
 use crate::ironic::{ForceHeartbeat, IronicClient};
+use crate::power::{HostCommandPower, PowerControl};
 use crate::probe::Probe;
 use crate::systemd::SystemdSupervisor;
+
+use super::commands::{self, ExecEnv, Mode};
+use super::registry::{self, Registry};
 
 /// Addresses of the worker actors the coordinator delegates to.
 #[derive(Debug, Clone)]
@@ -30,29 +48,195 @@ pub struct Peers {
 /// Owns the command registry and runs commands one at a time.
 #[derive(Debug)]
 pub struct Coordinator {
-    config: AgentConfig,
+    config: Arc<AgentConfig>,
     peers: Peers,
     heartbeat: Recipient<ForceHeartbeat>,
-    commands: Vec<CommandResult>,
+    registry: Registry,
     cached_node: Option<Value>,
+    managers: Arc<ManagerSet>,
+    runner: Arc<dyn CommandRunner>,
+    power: Arc<dyn PowerControl>,
+    api: Option<Recipient<StopServing>>,
+    run_lock: Arc<Mutex<()>>,
+    draining: bool,
+    api_stop_delay: Duration,
 }
 
 impl Coordinator {
-    /// Creates the coordinator with its peers.
+    /// Creates the coordinator with its peers, the standard hardware managers,
+    /// the real process runner and host-command power control.
     pub fn new(config: AgentConfig, peers: Peers) -> Self {
         let heartbeat = peers.ironic.clone().recipient();
+        let runner: Arc<dyn CommandRunner> = Arc::new(ProcessRunner::default());
+        let power = Arc::new(HostCommandPower::new(
+            runner.clone(),
+            config.paths.host_root.clone(),
+            config.paths.proc_root.clone(),
+        ));
+        let managers = Arc::new(ManagerSet::standard(&config));
+        tracing::info!(managers = ?managers.summary(), "hardware managers loaded");
         Self {
-            config,
+            config: Arc::new(config),
             peers,
             heartbeat,
-            commands: Vec::new(),
+            registry: Registry::new(),
             cached_node: None,
+            managers,
+            runner,
+            power,
+            api: None,
+            run_lock: Arc::new(Mutex::new(())),
+            draining: false,
+            api_stop_delay: Duration::from_millis(200),
         }
+    }
+
+    /// Uses another host command runner (tests record or fake calls).
+    pub fn with_runner(mut self, runner: Arc<dyn CommandRunner>) -> Self {
+        self.runner = runner;
+        self
+    }
+
+    /// Uses another power control (tests use a recording stand-in).
+    pub fn with_power(mut self, power: Arc<dyn PowerControl>) -> Self {
+        self.power = power;
+        self
+    }
+
+    /// Uses another set of hardware managers.
+    pub fn with_managers(mut self, managers: ManagerSet) -> Self {
+        self.managers = Arc::new(managers);
+        self
+    }
+
+    /// Sends forced heartbeats somewhere else than the Ironic client (tests).
+    pub fn with_heartbeat(mut self, heartbeat: Recipient<ForceHeartbeat>) -> Self {
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &AgentConfig {
         &self.config
+    }
+
+    fn env(&self) -> ExecEnv {
+        ExecEnv {
+            config: self.config.clone(),
+            peers: self.peers.clone(),
+            managers: self.managers.clone(),
+            runner: self.runner.clone(),
+            power: self.power.clone(),
+            api: self.api.clone(),
+            allowlist: DeviceAllowlist::new(self.config.block_device_allowlist.iter()),
+            cached_node: self.cached_node.clone(),
+            api_stop_delay: self.api_stop_delay,
+        }
+    }
+
+    /// Caches the node a step command or `set_node_info` carries (§3.2).
+    fn cache_from_params(&mut self, command: &commands::CommandDef, params: &Map<String, Value>) {
+        let node = if command.step_kind().is_some() {
+            params.get("node")
+        } else if command.extension == "poll" && command.name == "set_node_info" {
+            params.get("node_info").and_then(|info| info.get("node"))
+        } else {
+            None
+        };
+        if let Some(node) = node.filter(|node| node.is_object()) {
+            self.cache_node(node.clone());
+        }
+    }
+
+    fn cache_node(&mut self, node: Value) {
+        let new_uuid = node.get("uuid").cloned();
+        let old_uuid = self
+            .cached_node
+            .as_ref()
+            .and_then(|n| n.get("uuid"))
+            .cloned();
+        if old_uuid.is_some() && old_uuid != new_uuid {
+            tracing::info!("cached node changed");
+        }
+        self.cached_node = Some(node);
+    }
+
+    /// The run sequence, with the command lock held.
+    fn start_command(
+        &mut self,
+        msg: RunCommand,
+        guard: OwnedMutexGuard<()>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<CommandResult, AgentError>> {
+        let ready = |result| Box::pin(actix::fut::ready(result)) as ResponseActFuture<Self, _>;
+        if self.draining {
+            return ready(Err(AgentError::shutting_down()));
+        }
+        if !msg.name.contains('.') {
+            return ready(Err(AgentError::invalid_command(
+                "Command name must be of the form <extension>.<name>",
+            )));
+        }
+        if let Err(err) = self.registry.check_busy() {
+            return ready(Err(err));
+        }
+        let command = match commands::lookup(&msg.name) {
+            Ok(command) => command,
+            Err(err) => return ready(Err(err)),
+        };
+        let id = registry::new_id();
+        let full_name = command.full_name();
+        let span = tracing::info_span!("command", command.id = %id, command.name = %command.name);
+        let env = self.env();
+        let validated = commands::validate(command, &msg.params, &env);
+        if let Err(err) = validated {
+            if err.is_invalid_request() {
+                return ready(Err(err));
+            }
+            span.in_scope(|| tracing::warn!(error = %err, "command rejected by its validator"));
+            let result = registry::rejected_result(id, &full_name, err);
+            self.registry.insert(result.clone());
+            return ready(Ok(result));
+        }
+        self.cache_from_params(command, &msg.params);
+        let env = self.env();
+        span.in_scope(|| tracing::info!(mode = ?command.mode, "command accepted"));
+        match command.mode {
+            Mode::Sync => {
+                let body = commands::execute(command, msg.params, env).instrument(span.clone());
+                Box::pin(body.into_actor(self).map(move |outcome, act, _| {
+                    let result = registry::sync_result(id, &full_name, outcome);
+                    span.in_scope(
+                        || tracing::info!(status = ?result.command_status, "command finished"),
+                    );
+                    act.registry.insert(result.clone());
+                    drop(guard);
+                    Ok(result)
+                }))
+            }
+            Mode::Async => {
+                let running = registry::running_result(id.clone(), &full_name);
+                let receiver = self.registry.insert(running.clone());
+                let body = commands::execute(command, msg.params, env).instrument(span.clone());
+                let finish_span = span.clone();
+                ctx.spawn(body.into_actor(self).map(move |outcome, act, _| {
+                    let result = registry::async_result(id, &full_name, outcome);
+                    finish_span.in_scope(|| {
+                        tracing::info!(status = ?result.command_status, "command finished");
+                    });
+                    act.registry.update(result);
+                    act.heartbeat.do_send(ForceHeartbeat);
+                }));
+                drop(guard);
+                if msg.wait {
+                    Box::pin(
+                        async move { Ok(registry::wait_finished(receiver).await) }.into_actor(self),
+                    )
+                } else {
+                    ready(Ok(running))
+                }
+            }
+        }
     }
 }
 
@@ -76,17 +260,15 @@ impl Message for RunCommand {
 }
 
 impl Handler<RunCommand> for Coordinator {
-    type Result = Result<CommandResult, AgentError>;
+    type Result = ResponseActFuture<Self, Result<CommandResult, AgentError>>;
 
     fn handle(&mut self, msg: RunCommand, _ctx: &mut Self::Context) -> Self::Result {
-        let Some((extension, _command)) = msg.name.split_once('.') else {
-            return Err(AgentError::invalid_command(
-                "Command name must be of the form <extension>.<name>",
-            ));
-        };
-        Err(AgentError::not_found(format!(
-            "Extension with id {extension} not found."
-        )))
+        let lock = self.run_lock.clone();
+        Box::pin(
+            async move { lock.lock_owned().await }
+                .into_actor(self)
+                .then(move |guard, act, ctx| act.start_command(msg, guard, ctx)),
+        )
     }
 }
 
@@ -102,7 +284,7 @@ impl Handler<ListCommands> for Coordinator {
     type Result = Vec<CommandResult>;
 
     fn handle(&mut self, _msg: ListCommands, _ctx: &mut Self::Context) -> Self::Result {
-        self.commands.clone()
+        self.registry.list()
     }
 }
 
@@ -120,16 +302,20 @@ impl Message for GetCommand {
 }
 
 impl Handler<GetCommand> for Coordinator {
-    type Result = Result<CommandResult, AgentError>;
+    type Result = ResponseFuture<Result<CommandResult, AgentError>>;
 
     fn handle(&mut self, msg: GetCommand, _ctx: &mut Self::Context) -> Self::Result {
-        self.commands
-            .iter()
-            .find(|result| result.id == msg.id)
-            .cloned()
-            .ok_or_else(|| {
-                AgentError::not_found(format!("Command Result with id {} not found.", msg.id))
-            })
+        let Some(receiver) = self.registry.subscribe(&msg.id) else {
+            let err =
+                AgentError::not_found(format!("Command Result with id {} not found.", msg.id));
+            return Box::pin(async move { Err(err) });
+        };
+        if msg.wait {
+            Box::pin(async move { Ok(registry::wait_finished(receiver).await) })
+        } else {
+            let current = receiver.borrow().clone();
+            Box::pin(async move { Ok(current) })
+        }
     }
 }
 
@@ -146,10 +332,22 @@ impl Message for DrainCommands {
 }
 
 impl Handler<DrainCommands> for Coordinator {
-    type Result = bool;
+    type Result = ResponseFuture<bool>;
 
-    fn handle(&mut self, _msg: DrainCommands, _ctx: &mut Self::Context) -> bool {
-        self.commands.iter().all(CommandResult::is_finished)
+    fn handle(&mut self, msg: DrainCommands, _ctx: &mut Self::Context) -> Self::Result {
+        self.draining = true;
+        let running = self.registry.running();
+        let lock = self.run_lock.clone();
+        Box::pin(async move {
+            let wait = async move {
+                // A sync command in progress holds the lock.
+                let _guard = lock.lock().await;
+                if let Some(receiver) = running {
+                    registry::wait_finished(receiver).await;
+                }
+            };
+            tokio::time::timeout(msg.timeout, wait).await.is_ok()
+        })
     }
 }
 
@@ -168,7 +366,41 @@ impl Handler<CacheNode> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, msg: CacheNode, _ctx: &mut Self::Context) {
-        self.cached_node = Some(msg.node);
+        self.cache_node(msg.node);
+    }
+}
+
+/// Request: the cached node, if any (diagnostics and tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GetCachedNode;
+
+impl Message for GetCachedNode {
+    type Result = Option<Value>;
+}
+
+impl Handler<GetCachedNode> for Coordinator {
+    type Result = Option<Value>;
+
+    fn handle(&mut self, _msg: GetCachedNode, _ctx: &mut Self::Context) -> Option<Value> {
+        self.cached_node.clone()
+    }
+}
+
+/// Request: from now on, stop the API through this recipient after
+/// `rescue.finalize_rescue` and `system.lockdown`. Sent by the wiring once the
+/// API actor exists (it is created after the coordinator).
+#[derive(Debug, Clone)]
+pub struct AttachApiControl(pub Recipient<StopServing>);
+
+impl Message for AttachApiControl {
+    type Result = ();
+}
+
+impl Handler<AttachApiControl> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachApiControl, _ctx: &mut Self::Context) {
+        self.api = Some(msg.0);
     }
 }
 
@@ -185,14 +417,12 @@ impl Handler<ProbeAll> for Coordinator {
 
     fn handle(&mut self, _msg: ProbeAll, _ctx: &mut Self::Context) -> Self::Result {
         let peers = self.peers.clone();
-        let heartbeat = self.heartbeat.clone();
         Box::pin(async move {
             let mut names = vec!["coordinator".to_string()];
             names.push(peers.inspector.send(Probe).await?);
             names.push(peers.installer.send(Probe).await?);
             names.push(peers.systemd.send(Probe).await?);
             names.push(peers.ironic.send(Probe).await?);
-            heartbeat.send(ForceHeartbeat).await?;
             Ok(names)
         })
     }

@@ -1,7 +1,17 @@
 //! Coordinator: owns the command registry, sequences steps and forwards results.
+//!
+//! - [`registry`] holds stored results, the busy rule and IPA's naming rules;
+//! - [`commands`] holds the command table, validators and command bodies;
+//! - [`logs`] builds `log.collect_system_logs`;
+//! - the actor itself, with the messages the API and the wiring send it.
 
 mod actor;
+pub mod commands;
+pub mod logs;
+pub mod registry;
 
 pub use actor::{
-    CacheNode, Coordinator, DrainCommands, GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
+    AttachApiControl, CacheNode, Coordinator, DrainCommands, GetCachedNode, GetCommand,
+    ListCommands, Peers, ProbeAll, RunCommand,
 };
+pub use commands::rescued_marker_path;
