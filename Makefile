@@ -31,7 +31,7 @@ lint:
 
 ## test: everything CI runs — lint, unit, actor and real-peer integration tests.
 test: deps lint
-	$(CARGO) test -j$(JOBS) --all-targets -- --test-threads=4
+	$(CARGO) test -j$(JOBS) --workspace --all-targets -- --test-threads=4
 
 ## demo: the main job (see README.md).
 demo: deps
