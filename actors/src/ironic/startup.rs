@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::actor::{GetApiVersion, Inspect, IronicClient, Lookup, StartHeartbeating};
 use super::callback;
@@ -15,7 +15,9 @@ use super::token::{self, TokenDecision};
 use crate::api::{ApiServer, InstallAgentToken, StartServing, TlsFiles};
 use crate::config::{AgentConfig, Secret};
 use crate::coordinator::{CacheNode, Coordinator};
-use crate::inspector::{CollectInventory, HardwareInspector, Inventory};
+use crate::inspector::{
+    CollectInspectionData, CollectInventory, HardwareInspector, Inventory, SetSkipBmcDetect,
+};
 
 /// The actors the start-up sequence talks to.
 #[derive(Debug, Clone)]
@@ -110,20 +112,6 @@ pub fn inspection_urls(config: &AgentConfig) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
-}
-
-/// The body of the inspection POST for the `default` collector: the inventory, the raw
-/// `BOOTIF`, the collector configuration and `error: null`.
-pub fn inspection_data(inventory: &Inventory, config: &AgentConfig) -> Value {
-    json!({
-        "inventory": inventory,
-        "boot_interface": config.boot_if,
-        "configuration": {
-            "collectors": config.inspection_collectors,
-            "managers": [{"name": "generic_hardware_manager", "version": "1.2"}],
-        },
-        "error": null,
-    })
 }
 
 /// The static TLS files (`listen_tls`, or both files given), as the API decides them.
@@ -233,23 +221,7 @@ pub async fn run(
 
     let mut node_uuid = None;
     if !inspect_urls.is_empty() {
-        match &inventory {
-            Some(inventory) => {
-                let data = inspection_data(inventory, config);
-                match peers
-                    .ironic
-                    .send(Inspect {
-                        urls: inspect_urls,
-                        data,
-                    })
-                    .await?
-                {
-                    Ok(uuid) => node_uuid = uuid,
-                    Err(err) => tracing::error!(error = %err, "inspection failed; continuing"),
-                }
-            }
-            None => tracing::error!("inspection skipped: no inventory"),
-        }
+        node_uuid = inspect(config, peers, inspect_urls).await?;
     }
 
     if api_urls.is_empty() {
@@ -307,6 +279,10 @@ pub async fn run(
         if let Some(object) = node.as_object_mut() {
             object.insert("skip_bmc_detect".into(), Value::Bool(true));
         }
+        peers
+            .inspector
+            .send(SetSkipBmcDetect { skip: true })
+            .await?;
     }
     peers.coordinator.send(CacheNode { node }).await?;
 
@@ -366,6 +342,39 @@ pub async fn run(
     })
 }
 
+/// Collects the configured collectors' data and posts it; failures are logged and
+/// swallowed (IPA goes on to lookup without a node UUID).
+async fn inspect(
+    config: &AgentConfig,
+    peers: &StartupPeers,
+    urls: Vec<String>,
+) -> Result<Option<String>, StartupError> {
+    let collected = peers
+        .inspector
+        .send(CollectInspectionData {
+            collectors: config.inspection_collectors.clone(),
+        })
+        .await?;
+    let data = match collected.map(|data| serde_json::to_value(&data)) {
+        Ok(Ok(data)) => data,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "inspection data cannot be serialized; skipping");
+            return Ok(None);
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "inspection collectors failed; skipping inspection");
+            return Ok(None);
+        }
+    };
+    match peers.ironic.send(Inspect { urls, data }).await? {
+        Ok(uuid) => Ok(uuid),
+        Err(err) => {
+            tracing::error!(error = %err, "inspection failed; continuing with lookup");
+            Ok(None)
+        }
+    }
+}
+
 async fn serve(
     peers: &StartupPeers,
     tls: Option<TlsFiles>,
@@ -411,21 +420,5 @@ mod tests {
         };
         assert!(!auto_tls_applies(&fixed, true, ApiVersion::new(1, 115)));
         assert!(matches!(static_tls(&fixed), Ok(Some(_))));
-    }
-
-    #[test]
-    fn inspection_data_has_the_default_collector_keys() {
-        let config = AgentConfig {
-            boot_if: Some("01-02-fc-00-00-00-01".into()),
-            ..AgentConfig::default()
-        };
-        let data = inspection_data(&Inventory::default(), &config);
-        assert!(data["inventory"]["interfaces"].is_array());
-        assert_eq!(data["boot_interface"], "01-02-fc-00-00-00-01");
-        assert_eq!(
-            data["configuration"]["collectors"],
-            json!(["default", "logs"])
-        );
-        assert!(data["error"].is_null());
     }
 }

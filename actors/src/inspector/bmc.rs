@@ -1,0 +1,301 @@
+//! BMC addresses (`bmc_address`, `bmc_v6address`, `bmc_mac`, ipa-protocol.md §5.5).
+//!
+//! Only when a `/dev/ipmi*`, `/dev/ipmi/*` or `/dev/ipmidev/*` character device exists;
+//! then `ipmitool lan print <ch>` for channels 1–11 (one run per channel gives both the
+//! IPv4 address and the MAC) and `ipmitool lan6 print <ch> …` for IPv6.
+
+use std::net::IpAddr;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use crate::host::{CommandRunner, CommandSpec};
+
+/// The BMC fields of the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BmcInfo {
+    /// IPv4: an address, `0.0.0.0` when IPMI exists but none is set, null without IPMI.
+    pub address: Option<String>,
+    /// IPv6: an address, `::/0` when none, null without IPMI.
+    pub v6address: Option<String>,
+    /// MAC of the first channel with an address; absent otherwise.
+    pub mac: Option<String>,
+}
+
+/// IPMI channels IPA scans.
+pub const CHANNELS: std::ops::RangeInclusive<u8> = 1..=11;
+
+/// Whether a character device matching `/dev/ipmi*`, `/dev/ipmi/*` or `/dev/ipmidev/*`
+/// exists under `dev_root`.
+pub fn has_ipmi_device(dev_root: &Path) -> bool {
+    let is_char = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.file_type().is_char_device())
+            .unwrap_or(false)
+    };
+    let entries = |dir: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|it| it.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let top = entries(dev_root).into_iter().any(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("ipmi"))
+            && is_char(&p)
+    });
+    top || ["ipmi", "ipmidev"]
+        .iter()
+        .any(|sub| entries(&dev_root.join(sub)).iter().any(|p| is_char(p)))
+}
+
+/// The value after `<label>  :` in ipmitool's `key : value` output.
+fn field(output: &str, label: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == label).then(|| value.trim().to_string())
+    })
+}
+
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The first active, non-link-local address of `ipmitool lan6 print <ch> dynamic_addr`
+/// or `static_addr` output, without its prefix length.
+pub fn parse_lan6_addresses(output: &str) -> Option<String> {
+    let mut address: Option<String> = None;
+    for line in output.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        match key.trim() {
+            "Address" => address = Some(value.trim().to_string()),
+            "Status" if value.trim() == "active" => {
+                let addr = address.take()?;
+                let ip = addr.split('/').next().unwrap_or("").trim();
+                if let Ok(IpAddr::V6(v6)) = ip.parse::<IpAddr>() {
+                    if (v6.segments()[0] & 0xffc0) != 0xfe80 && !v6.is_unspecified() {
+                        return Some(v6.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+enum Run {
+    Out(String),
+    InvalidChannel,
+    Failed(String),
+}
+
+async fn ipmitool(runner: &dyn CommandRunner, args: &[String]) -> Run {
+    let spec = CommandSpec::new("ipmitool", args.iter().cloned());
+    match runner.run(spec.clone()).await {
+        Ok(out) if out.stderr.trim_start().starts_with("Invalid channel") => Run::InvalidChannel,
+        Ok(out) if out.success() => Run::Out(out.stdout),
+        Ok(out) => Run::Failed(format!(
+            "{spec} failed with {}: {}",
+            out.describe_exit(),
+            out.stderr.trim()
+        )),
+        Err(err) => Run::Failed(format!("cannot run {spec}: {err}")),
+    }
+}
+
+/// Detects the BMC fields following IPA's rules; one warning when ipmitool fails.
+pub async fn detect(
+    runner: &dyn CommandRunner,
+    dev_root: &Path,
+    warnings: &mut Vec<String>,
+) -> BmcInfo {
+    if !has_ipmi_device(dev_root) {
+        return BmcInfo::default();
+    }
+    // IPv4 and MAC: one `lan print` per channel.
+    let mut address = None;
+    let mut channels: Vec<(u8, String, String)> = Vec::new();
+    for ch in CHANNELS {
+        match ipmitool(runner, &["lan".into(), "print".into(), ch.to_string()]).await {
+            Run::InvalidChannel => continue,
+            Run::Failed(msg) => {
+                warnings.push(format!("cannot get BMC address: {msg}"));
+                return BmcInfo::default();
+            }
+            Run::Out(out) => {
+                let ip = field(&out, "IP Address").unwrap_or_default();
+                let mac = field(&out, "MAC Address").unwrap_or_default();
+                if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                    tracing::warn!("BMC channel {ch}: invalid IP address {ip:?}");
+                    continue;
+                }
+                channels.push((ch, ip.clone(), mac.to_ascii_lowercase()));
+                if ip != "0.0.0.0" && address.is_none() {
+                    address = Some(ip);
+                }
+            }
+        }
+    }
+    let address = Some(address.unwrap_or_else(|| "0.0.0.0".to_string()));
+
+    // IPv6.
+    let mut v6address = None;
+    let mut v6_channel = None;
+    for ch in CHANNELS {
+        let enables = match ipmitool(
+            runner,
+            &[
+                "lan6".into(),
+                "print".into(),
+                ch.to_string(),
+                "enables".into(),
+            ],
+        )
+        .await
+        {
+            Run::Out(out) => out,
+            Run::InvalidChannel => continue,
+            Run::Failed(msg) => {
+                tracing::debug!("BMC IPv6 channel {ch}: {msg}");
+                break;
+            }
+        };
+        let mode = field(&enables, "IPv6/IPv4 Addressing Enables")
+            .and_then(|v| v.split_whitespace().last().map(str::to_string))
+            .unwrap_or_default();
+        if mode != "ipv6" && mode != "both" {
+            continue;
+        }
+        for kind in ["dynamic_addr", "static_addr"] {
+            if let Run::Out(out) = ipmitool(
+                runner,
+                &["lan6".into(), "print".into(), ch.to_string(), kind.into()],
+            )
+            .await
+            {
+                if let Some(found) = parse_lan6_addresses(&out) {
+                    v6address = Some(found);
+                    v6_channel = Some(ch);
+                    break;
+                }
+            }
+        }
+        if v6address.is_some() {
+            break;
+        }
+    }
+    let v6address = Some(v6address.unwrap_or_else(|| "::/0".to_string()));
+
+    let mac = channels
+        .iter()
+        .find(|(ch, ip, mac)| {
+            (ip != "0.0.0.0" || v6_channel == Some(*ch))
+                && valid_mac(mac)
+                && mac != "00:00:00:00:00:00"
+        })
+        .map(|(_, _, mac)| mac.clone());
+    BmcInfo {
+        address,
+        v6address,
+        mac,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspector::testutil::{CannedRunner, Tree};
+
+    fn mknod_char(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("cstr");
+        // SAFETY: plain mknod of a character device node at a test-owned path.
+        let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+        assert_eq!(
+            rc,
+            0,
+            "mknod {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+
+    const LAN1: &str = "Set in Progress         : Set Complete\nIP Address Source       : Static Address\nIP Address              : 192.0.2.200\nSubnet Mask             : 255.255.255.0\nMAC Address             : AA:BB:CC:DD:EE:FF\n";
+    const LAN_ZERO: &str = "IP Address Source       : DHCP Address\nIP Address              : 0.0.0.0\nMAC Address             : 11:22:33:44:55:66\n";
+    const LAN6_ENABLES: &str =
+        "IPv6/IPv4 Support       : both\nIPv6/IPv4 Addressing Enables : both\n";
+    const LAN6_DYNAMIC: &str = "IPv6 Dynamic Address 0:\n    Source/Type:    SLAAC\n    Address:        fe80::1/64\n    Status:         active\nIPv6 Dynamic Address 1:\n    Source/Type:    DHCPv6\n    Address:        2001:db8::5/64\n    Status:         active\n";
+
+    #[actix_rt::test]
+    async fn inspector_bmc_without_ipmi_device_runs_nothing() {
+        let t = Tree::new();
+        t.file("dev/ipmi0", "a regular file is not a device");
+        let runner = CannedRunner::default().with("ipmitool", 0, LAN1);
+        let mut warnings = Vec::new();
+        let info = detect(&runner, &t.path("dev"), &mut warnings).await;
+        assert_eq!(info, BmcInfo::default());
+        assert!(runner.calls().is_empty());
+    }
+
+    #[actix_rt::test]
+    async fn inspector_bmc_channels_addresses_and_mac() {
+        let t = Tree::new();
+        t.dir("dev");
+        mknod_char(&t.path("dev/ipmi0"));
+        assert!(has_ipmi_device(&t.path("dev")));
+        let mut runner = CannedRunner::default()
+            .with("ipmitool lan print 1", 0, LAN_ZERO)
+            .with("ipmitool lan print 2", 0, LAN1)
+            .with(
+                "ipmitool lan6 print 1 enables",
+                0,
+                "IPv6/IPv4 Addressing Enables : ipv4\n",
+            )
+            .with("ipmitool lan6 print 2 enables", 0, LAN6_ENABLES)
+            .with("ipmitool lan6 print 2 dynamic_addr", 0, LAN6_DYNAMIC);
+        for ch in 3..=11 {
+            runner = runner
+                .with_stderr(
+                    &format!("ipmitool lan print {ch}"),
+                    1,
+                    "Invalid channel 3\n",
+                )
+                .with_stderr(
+                    &format!("ipmitool lan6 print {ch} enables"),
+                    1,
+                    "Invalid channel\n",
+                );
+        }
+        let mut warnings = Vec::new();
+        let info = detect(&runner, &t.path("dev"), &mut warnings).await;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(info.address.as_deref(), Some("192.0.2.200"));
+        assert_eq!(info.v6address.as_deref(), Some("2001:db8::5"));
+        assert_eq!(info.mac.as_deref(), Some("aa:bb:cc:dd:ee:ff"));
+    }
+
+    #[actix_rt::test]
+    async fn inspector_bmc_unconfigured_and_failing() {
+        let t = Tree::new();
+        t.dir("dev/ipmi");
+        mknod_char(&t.path("dev/ipmi/0"));
+        let runner = CannedRunner::default()
+            .with("ipmitool lan print 1", 0, LAN_ZERO)
+            .with("ipmitool", 0, "");
+        let mut warnings = Vec::new();
+        let info = detect(&runner, &t.path("dev"), &mut warnings).await;
+        assert_eq!(info.address.as_deref(), Some("0.0.0.0"));
+        assert_eq!(info.v6address.as_deref(), Some("::/0"));
+        assert_eq!(info.mac, None);
+
+        let missing = CannedRunner::default();
+        let info = detect(&missing, &t.path("dev"), &mut warnings).await;
+        assert_eq!(info, BmcInfo::default());
+        assert_eq!(warnings.len(), 1);
+    }
+}
