@@ -27,7 +27,7 @@ deps:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -j$(JOBS) --all-targets -- -D warnings
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
 
 ## test: everything CI runs — lint, unit, actor and real-peer integration tests.
 test: deps lint

@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_apt=()
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
-               "openssl:openssl" "python3-venv:" ; do
+               "openssl:openssl" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")

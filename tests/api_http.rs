@@ -110,6 +110,11 @@ fn token_comes_from_the_query_only_and_is_checked_first() {
         &agent.url("/v1/commands/?wait=false&agent_token=678123"),
     );
     assert_eq!(reply.status, 200, "{reply:?}");
+    // Request spans carry method and path, never the query string with the token.
+    let logs = agent.logs();
+    assert!(logs.contains("/v1/commands/"), "{logs}");
+    assert!(!logs.contains("agent_token"), "{logs}");
+    assert!(!logs.contains(TOKEN) && !logs.contains("678124"), "{logs}");
 }
 
 #[test]
@@ -773,4 +778,101 @@ fn listen_tls_without_files_is_a_start_up_error() {
     ]);
     assert_ne!(code, Some(0));
     assert!(stderr.contains("tls_cert_file"), "{stderr}");
+}
+
+// --- In-process: the token the Ironic client installs after lookup ---------------------
+
+#[test]
+fn installing_a_token_at_run_time_opens_the_command_routes() {
+    use ironic_agent::wiring::start_actors;
+    use ironic_agent_actors::api::InstallAgentToken;
+    use ironic_agent_actors::config::{AgentConfig, Secret};
+
+    let config = AgentConfig {
+        listen_host: "127.0.0.1".to_string(),
+        listen_port: 0,
+        standalone: true,
+        agent_token: None,
+        ..AgentConfig::default()
+    };
+    let system = actix::System::new();
+    system.block_on(async move {
+        let agent = start_actors(&config);
+        let addrs = agent.serve().await.expect("serve on a loopback port");
+        let port = addrs[0].port();
+        // Blocking HTTP runs off the actix thread, where the coordinator lives.
+        let status_of = move |token: &'static str| {
+            actix_rt::task::spawn_blocking(move || {
+                let url = format!("http://127.0.0.1:{port}/v1/commands/?agent_token={token}");
+                match ureq::get(&url).call() {
+                    Ok(response) => response.status(),
+                    Err(ureq::Error::Status(code, _)) => code,
+                    Err(err) => panic!("{err}"),
+                }
+            })
+        };
+        assert_eq!(status_of("a-token-from-lookup").await.expect("join"), 401);
+        agent
+            .api
+            .send(InstallAgentToken(Secret::new("a-token-from-lookup")))
+            .await
+            .expect("API mailbox");
+        assert_eq!(status_of("a-token-from-lookup").await.expect("join"), 200);
+        assert_eq!(status_of("another-token").await.expect("join"), 401);
+        agent.shutdown(Duration::from_secs(5)).await;
+    });
+}
+
+// --- Options from a configuration file -------------------------------------------------
+
+#[test]
+fn max_request_body_bytes_is_configurable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(&conf, "[DEFAULT]\nmax_request_body_bytes = 2048\n").expect("write conf");
+    let mut agent = AgentProcess::start_with(
+        AgentOptions::default().args(["--config-file".to_string(), conf.display().to_string()]),
+    );
+    let url = agent.url_with_token("/v1/commands/");
+    let body = |padding: usize| {
+        json!({"name": "nope.cmd", "params": {"pad": "p".repeat(padding)}}).to_string()
+    };
+    post_raw(&agent, &url, body(1500).as_bytes())
+        .assert_fault(404, "Not found: Extension with id nope not found.");
+    post_raw(&agent, &url, body(2100).as_bytes()).assert_fault(413, TOO_LARGE);
+    agent.assert_alive();
+}
+
+#[test]
+fn tls_cipher_suites_replaces_ipas_tls12_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key, cert_der) = write_test_certificate(dir.path());
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nlisten_tls = True\ntls_cert_file = {}\ntls_key_file = {}\n\
+             tls_cipher_suites = ECDHE-ECDSA-CHACHA20-POLY1305\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("write conf");
+    let agent = AgentProcess::start_with(AgentOptions {
+        tls_cert_der: Some(cert_der),
+        ..AgentOptions::default().args(["--config-file".to_string(), conf.display().to_string()])
+    });
+    let (ok, output) = openssl_client(
+        agent.port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+    );
+    assert!(ok, "{output}");
+    let (ok, output) = openssl_client(
+        agent.port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+    );
+    assert!(!ok, "{output}");
+    // TLS 1.3 is not affected by the TLS 1.2 list.
+    let (ok, output) = openssl_client(agent.port, &["-tls1_3"]);
+    assert!(ok, "{output}");
 }

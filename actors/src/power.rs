@@ -78,9 +78,15 @@ impl PowerControl for HostCommandPower {
             let mut last_error = String::new();
             for spec in attempts {
                 match runner.run(spec.clone()).await {
-                    Ok(output) if output.success() => {
+                    Ok(output)
+                        if output.success() && !output.stderr.contains("ignoring request") =>
+                    {
                         tracing::info!(command = %spec, "power action handed to the host");
                         return Ok(());
+                    }
+                    Ok(output) if output.success() => {
+                        last_error =
+                            format!("{spec} ignored the request: {}", output.stderr.trim());
                     }
                     Ok(output) => {
                         last_error = format!(
@@ -101,10 +107,15 @@ impl PowerControl for HostCommandPower {
             )
             .await
             .map_err(|err| {
-                AgentError::execution(format!(
-                    "{} failed ({last_error}) and the sysrq fallback failed too: {err}",
-                    action.verb()
-                ))
+                AgentError::new(
+                    "SystemRebootError",
+                    500,
+                    "Error rebooting system",
+                    format!(
+                        "{} failed ({last_error}) and the sysrq fallback failed too: {err}",
+                        action.verb()
+                    ),
+                )
             })
         })
     }
@@ -120,6 +131,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct FailingRunner {
         calls: Mutex<Vec<Vec<String>>>,
+        /// Exit 0 but print systemd's "ignoring request" (inhibited).
+        ignored: bool,
     }
 
     impl CommandRunner for FailingRunner {
@@ -127,9 +140,15 @@ mod tests {
             if let Ok(mut calls) = self.calls.lock() {
                 calls.push(spec.argv());
             }
-            Box::pin(async {
+            let ignored = self.ignored;
+            Box::pin(async move {
                 Ok(CommandOutput {
-                    code: Some(1),
+                    code: Some(if ignored { 0 } else { 1 }),
+                    stderr: if ignored {
+                        "Operation inhibited, ignoring request".to_string()
+                    } else {
+                        String::new()
+                    },
                     ..CommandOutput::default()
                 })
             })
@@ -157,5 +176,30 @@ mod tests {
         );
         let written = std::fs::read_to_string(proc_root.join("sysrq-trigger")).expect("read");
         assert_eq!(written, "o");
+    }
+
+    #[tokio::test]
+    async fn an_ignored_request_falls_back_too_and_a_failed_fallback_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runner = Arc::new(FailingRunner {
+            ignored: true,
+            ..FailingRunner::default()
+        });
+        let power = HostCommandPower::new(runner, "/mnt/coreos".into(), dir.path().into());
+        power
+            .execute(PowerAction::Reboot)
+            .await
+            .expect("fallback works");
+        let written = std::fs::read_to_string(dir.path().join("sysrq-trigger")).expect("read");
+        assert_eq!(written, "b");
+
+        let missing = dir.path().join("no/such/proc");
+        let power = HostCommandPower::new(Arc::new(FailingRunner::default()), "/x".into(), missing);
+        let err = power
+            .execute(PowerAction::Reboot)
+            .await
+            .expect_err("nothing worked");
+        assert_eq!(err.error_type, "SystemRebootError");
+        assert!(err.details.contains("sysrq fallback failed"));
     }
 }

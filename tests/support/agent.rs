@@ -17,6 +17,9 @@ use serde_json::Value;
 /// The token of IPA's functional tests.
 pub const TOKEN: &str = "678123";
 
+/// What the agent logs (at info level) once its API socket is bound.
+const SERVING_MARKER: &str = "API serving";
+
 /// How long a started agent may take to answer `/v1/status`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -147,9 +150,13 @@ impl AgentProcess {
         let client = agent.client();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Ok(reply) = try_send(client.get(&agent.url("/v1/status")), None) {
-                assert_eq!(reply.status, 200, "status answered {reply:?}");
-                return Started::Ready(agent);
+            // Another test (or developer) may hold the port: only trust the answer once
+            // this process says it bound the socket.
+            if agent.logs().contains(SERVING_MARKER) {
+                if let Ok(reply) = try_send(client.get(&agent.url("/v1/status")), None) {
+                    assert_eq!(reply.status, 200, "status answered {reply:?}");
+                    return Started::Ready(agent);
+                }
             }
             if let Some(status) = agent.child.try_wait().expect("poll the agent") {
                 let logs = agent.logs();

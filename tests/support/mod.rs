@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests.
+//! Shared helpers for the integration tests. Each test binary that needs them
+//! declares `mod support;` and uses the submodules it wants.
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod ironic;

@@ -220,6 +220,7 @@ impl Handler<StartServing> for ApiServer {
                 tracing::error!(error = %err, "API server stopped with an error");
             }
         });
+        // tests/support/agent.rs waits for this message: keep its wording.
         tracing::info!(?addrs, tls = msg.tls.is_some(), "API serving");
         Ok(addrs)
     }
@@ -271,3 +272,49 @@ impl Handler<InstallAgentToken> for ApiServer {
 }
 
 crate::answer_probe!(ApiServer, "api");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_loopback_and_reports_busy_ports_clearly() {
+        let listener = bind_listener("127.0.0.1", 0).expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        let err = bind_listener("127.0.0.1", port).expect_err("port in use");
+        assert!(
+            err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bracketed_ipv6_and_the_wildcard_bind() {
+        if std::net::TcpListener::bind("[::1]:0").is_ok() {
+            let listener = bind_listener("[::1]", 0).expect("IPv6 loopback");
+            assert!(listener.local_addr().expect("address").is_ipv6());
+        }
+        // `::` binds (dual stack, or 0.0.0.0 when IPv6 is off) and takes IPv4 clients.
+        let listener = bind_listener("::", 0).expect("wildcard");
+        let port = listener.local_addr().expect("address").port();
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("IPv4 client accepted");
+    }
+
+    #[test]
+    fn settings_come_from_the_config() {
+        let config = AgentConfig {
+            listen_port: 9998,
+            max_request_body_bytes: 42,
+            tls_min_version: TlsVersion::V1_3,
+            ..AgentConfig::default()
+        };
+        let settings = ApiSettings::from_config(&config);
+        assert_eq!(settings.listen_port, 9998);
+        assert_eq!(settings.max_request_body_bytes, 42);
+        assert_eq!(settings.tls_min_version, TlsVersion::V1_3);
+        assert_eq!(
+            ApiSettings::default().max_request_body_bytes,
+            AgentConfig::DEFAULT_MAX_REQUEST_BODY_BYTES
+        );
+    }
+}

@@ -46,7 +46,6 @@ pub struct Peers {
 }
 
 /// Owns the command registry and runs commands one at a time.
-#[derive(Debug)]
 pub struct Coordinator {
     config: Arc<AgentConfig>,
     peers: Peers,
@@ -60,6 +59,18 @@ pub struct Coordinator {
     run_lock: Arc<Mutex<()>>,
     draining: bool,
     api_stop_delay: Duration,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the cached node (driver_info may hold secrets) or results.
+        f.debug_struct("Coordinator")
+            .field("managers", &self.managers.summary())
+            .field("commands", &self.registry.list().len())
+            .field("node_cached", &self.cached_node.is_some())
+            .field("draining", &self.draining)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Coordinator {

@@ -378,11 +378,13 @@ pub fn execute(
             }
             ("standby", "run_image") => {
                 kw.only(&[])?;
+                flush_before_power_action(env.runner.as_ref()).await;
                 env.power.execute(PowerAction::Reboot).await?;
                 Ok(Value::Null)
             }
             ("standby", "power_off") => {
                 kw.only(&[])?;
+                flush_before_power_action(env.runner.as_ref()).await;
                 env.power.execute(PowerAction::PowerOff).await?;
                 Ok(Value::Null)
             }
@@ -411,8 +413,9 @@ pub fn execute(
             }
             ("system", "lockdown") => {
                 kw.only(&[])?;
-                tracing::warn!("lockdown requested: the API stops");
+                tracing::warn!("lockdown requested: the API stops, then the network goes down");
                 schedule_api_stop(&env, "lockdown");
+                schedule_links_down(&env);
                 Ok(Value::Null)
             }
             ("poll", "get_hardware_info") => {
@@ -469,6 +472,20 @@ async fn delegate(
         .await
         .map_err(|err| AgentError::execution(format!("installer unavailable: {err}")))?
         .map_err(|err| err.into_command_error(name))
+}
+
+/// Before a reboot or power-off IPA writes the clock to the hardware clock and
+/// flushes buffers; failures only warn.
+async fn flush_before_power_action(runner: &dyn CommandRunner) {
+    let hwclock = CommandSpec::new("hwclock", ["-v", "--systohc"]);
+    if let Ok(output) = runner.run(hwclock).await {
+        if !output.success() {
+            tracing::warn!(exit = %output.describe_exit(), "failed to sync the hardware clock");
+        }
+    }
+    if let Err(err) = sync_disks(runner).await {
+        tracing::warn!(error = %err, "failed to sync file system buffers");
+    }
 }
 
 /// `standby.sync`: flush file-system buffers.
@@ -548,6 +565,43 @@ fn schedule_api_stop(env: &ExecEnv, reason: &'static str) {
         tracing::info!(reason, "stopping the API");
         if let Err(err) = api.send(StopServing { graceful: true }).await {
             tracing::error!(error = %err, "could not stop the API");
+        }
+    });
+}
+
+/// The network interfaces to take down on lockdown: every entry of
+/// `<sys_root>/class/net` except `lo`, sorted.
+pub fn lockdown_interfaces(sys_root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(sys_root.join("class/net"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "lo")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// After lockdown (and after the API stopped), IPA runs `ip link set <iface> down`
+/// for every interface so the node is unreachable.
+fn schedule_links_down(env: &ExecEnv) {
+    let runner = env.runner.clone();
+    let interfaces = lockdown_interfaces(&env.config.paths.sys_root);
+    let delay = env.api_stop_delay * 2;
+    actix::spawn(async move {
+        tokio::time::sleep(delay).await;
+        for iface in interfaces {
+            let spec = CommandSpec::new("ip", ["link", "set", iface.as_str(), "down"]);
+            match runner.run(spec).await {
+                Ok(output) if output.success() => tracing::info!(%iface, "interface down"),
+                Ok(output) => {
+                    tracing::warn!(%iface, exit = %output.describe_exit(), "could not take the interface down");
+                }
+                Err(err) => tracing::warn!(%iface, error = %err, "could not run ip"),
+            }
         }
     });
 }

@@ -30,6 +30,25 @@ impl CoreOSInstallHardwareManager {
     }
 }
 
+/// Step 1 of `install_coreos`: unless `node.automated_clean` is `false`,
+/// remove software RAID through whichever manager handles
+/// `delete_configuration`. Failures only warn. Returns whether it was tried.
+pub async fn try_delete_raid(ctx: &StepContext) -> bool {
+    if ctx.node.get("automated_clean") == Some(&Value::Bool(false)) {
+        tracing::debug!("cleaning is disabled, not deleting software RAID");
+        return false;
+    }
+    tracing::info!("deleting any software RAID devices");
+    if let Err(err) = ctx
+        .managers
+        .dispatch("delete_configuration", ctx.clone(), Map::new())
+        .await
+    {
+        tracing::warn!(error = ?err, "unable to delete software RAID configuration, deployment may fail");
+    }
+    true
+}
+
 impl HardwareManager for CoreOSInstallHardwareManager {
     fn class_name(&self) -> &'static str {
         "CoreOSInstallHardwareManager"
@@ -57,10 +76,15 @@ impl HardwareManager for CoreOSInstallHardwareManager {
         step_args: Map<String, Value>,
     ) -> Option<BoxFuture<'static, StepResult>> {
         match method {
-            "install_coreos" => Some(match args::only(method, &step_args, &[]) {
-                Err(err) => Box::pin(async move { Err(err) }),
-                Ok(()) => delegate_to_installer(method, ctx, step_args),
-            }),
+            "install_coreos" => {
+                if let Err(err) = args::only(method, &step_args, &[]) {
+                    return Some(Box::pin(async move { Err(err) }));
+                }
+                Some(Box::pin(async move {
+                    try_delete_raid(&ctx).await;
+                    delegate_to_installer("install_coreos", ctx, step_args).await
+                }))
+            }
             "start_assisted_install" => {
                 if let Err(err) = args::only(method, &step_args, &[]) {
                     return Some(Box::pin(async move { Err(err) }));

@@ -18,7 +18,7 @@ pub struct GenericHardwareManager {
     pub inject_files_priority: i64,
 }
 
-const MATCH_PATTERNS_DESC: &str = "Json blob contains a list of regex patterns where any UEFI NVRAM entry matching that pattern will be deleted. Default value is '[\"^HD\\\\(\", \"shim.*\\\\.efi\", \"grub.*\\\\.efi\"]'";
+const MATCH_PATTERNS_DESC: &str = r#"Json blob contains a list of regex patterns where any UEFI NVRAM entry matching that pattern will be deleted. Default value is '["^HD\(", "shim.*\.efi", "grub.*\.efi"]'"#;
 const RAID_CONFIG_DESC: &str = "The RAID configuration to apply.";
 const DELETE_EXISTING_DESC: &str = "Setting this to 'True' indicates to delete existing RAID configuration prior to creating the new configuration. Default value is 'True'.";
 const FILES_DESC: &str = "Files to inject, a list of file structures with keys: 'path' (path to the file), 'partition' (partition specifier), 'content' (base64 encoded string), 'mode' (new file mode) and 'dirmode' (mode for the leaf directory, if created). Merged with the values from node.properties[inject_files].";

@@ -413,9 +413,9 @@ impl ManagerSet {
             .collect();
         let args = merge_step_args(extra, &step).map_err(AgentError::execution)?;
         let span = tracing::info_span!("step", step = %step_name, kind = kind.as_str());
-        let _entered = span.enter();
-        tracing::info!(args = ?args.keys().collect::<Vec<_>>(), "executing step");
-        drop(_entered);
+        span.in_scope(|| {
+            tracing::info!(args = ?args.keys().collect::<Vec<_>>(), "executing step");
+        });
         let ctx = StepContext {
             kind: Some(kind),
             ..ctx

@@ -316,3 +316,99 @@ fn generic_validation_rejects_missing_and_wrong_args() {
     assert!(generic::validate_step_args("write_image", &empty).is_err());
     assert!(generic::validate_step_args("erase_devices", &empty).is_ok());
 }
+
+/// Records the methods it is asked for; has `delete_configuration` only.
+#[derive(Debug, Default)]
+struct RaidRecorder(std::sync::Mutex<Vec<String>>);
+
+impl HardwareManager for RaidRecorder {
+    fn class_name(&self) -> &'static str {
+        "RaidRecorder"
+    }
+    fn evaluate_hardware_support(&self) -> HardwareSupport {
+        HardwareSupport::MAINLINE
+    }
+    fn call(
+        &self,
+        method: &str,
+        _ctx: StepContext,
+        _args: Map<String, Value>,
+    ) -> Option<BoxFuture<'static, StepResult>> {
+        if method != "delete_configuration" {
+            return None;
+        }
+        if let Ok(mut calls) = self.0.lock() {
+            calls.push(method.to_string());
+        }
+        Some(Box::pin(async {
+            Err(StepError::unexpected("RuntimeError", "no RAID here"))
+        }))
+    }
+}
+
+fn test_context(managers: Arc<ManagerSet>, node: Value) -> StepContext {
+    use actix::Actor;
+    let config = AgentConfig::default();
+    let runner: Arc<dyn CommandRunner> = Arc::new(crate::host::ProcessRunner::default());
+    StepContext {
+        kind: Some(StepKind::Deploy),
+        node,
+        ports: json!([]),
+        config: Arc::new(config.clone()),
+        allowlist: DeviceAllowlist::default(),
+        peers: Peers {
+            inspector: crate::inspector::HardwareInspector::new(config.clone()).start(),
+            installer: crate::installer::InstallerRunner::new(config.clone(), runner.clone())
+                .start(),
+            systemd: crate::systemd::SystemdSupervisor::new(None).start(),
+            ironic: crate::ironic::IronicClient::new(config).start(),
+        },
+        runner,
+        managers,
+    }
+}
+
+#[actix_rt::test]
+async fn install_coreos_tries_raid_removal_unless_cleaning_is_disabled() {
+    let recorder = Arc::new(RaidRecorder::default());
+    let managers = Arc::new(
+        ManagerSet::new(vec![
+            Arc::new(CoreOSInstallHardwareManager) as Arc<dyn HardwareManager>,
+            recorder.clone(),
+        ])
+        .expect("managers"),
+    );
+    let ctx = test_context(managers.clone(), json!({"automated_clean": null}));
+    let mut params = Map::new();
+    params.insert("step".into(), json!({"step": "install_coreos"}));
+    let err = managers
+        .clone()
+        .execute_step(StepKind::Deploy, params.clone(), ctx)
+        .await
+        .expect_err("installer not implemented yet");
+    assert!(
+        err.details.contains("install_coreos is not implemented"),
+        "{err:?}"
+    );
+    assert_eq!(*recorder.0.lock().expect("lock"), ["delete_configuration"]);
+
+    let ctx = test_context(managers.clone(), json!({"automated_clean": false}));
+    assert!(!coreos::try_delete_raid(&ctx).await);
+    assert_eq!(recorder.0.lock().expect("lock").len(), 1, "not tried again");
+
+    // Unexpected arguments are a TypeError, as the original's signature.
+    let ctx = test_context(managers.clone(), json!({}));
+    params.insert(
+        "step".into(),
+        json!({"step": "install_coreos", "args": {"sleep": 3}}),
+    );
+    let err = managers
+        .execute_step(StepKind::Deploy, params, ctx)
+        .await
+        .expect_err("bad args");
+    assert!(
+        err.details
+            .ends_with("TypeError: install_coreos() got an unexpected keyword argument 'sleep'"),
+        "{err:?}"
+    );
+}

@@ -10,7 +10,7 @@ use super::InstallerRunner;
 ///
 /// Until the issue that implements a given step lands, the answer is a clear
 /// `NotImplementedError` failure (never a fake success).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunStep {
     /// The step or command name (`erase_devices`, `write_image`, `prepare_image`…).
     pub step: String,
@@ -34,5 +34,47 @@ impl actix::Handler<RunStep> for InstallerRunner {
     fn handle(&mut self, msg: RunStep, _ctx: &mut Self::Context) -> Self::Result {
         tracing::warn!(step = %msg.step, "step requested but not implemented yet");
         Err(StepError::not_implemented(&msg.step))
+    }
+}
+
+impl std::fmt::Debug for RunStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Argument values and the node may hold secrets: names only.
+        f.debug_struct("RunStep")
+            .field("step", &self.step)
+            .field("kind", &self.kind)
+            .field("args", &self.args.keys().collect::<Vec<_>>())
+            .field("node_uuid", &self.node.get("uuid"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_argument_values_and_the_node() {
+        let mut args = serde_json::Map::new();
+        args.insert(
+            "image_info".into(),
+            serde_json::json!({"password": "hunter2"}),
+        );
+        let step = RunStep {
+            step: "write_image".into(),
+            kind: None,
+            args,
+            node: serde_json::json!({"uuid": "n1", "driver_info": {"ipmi_password": "s3cret"}}),
+            ports: serde_json::json!([]),
+        };
+        let text = format!("{step:?}");
+        assert!(
+            text.contains("write_image") && text.contains("image_info"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 }

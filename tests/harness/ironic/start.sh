@@ -47,7 +47,7 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 fail() {
   echo "start.sh: $1; last lines of $RUN_DIR/ironic.log:" >&2
   tail -n 40 "$RUN_DIR/ironic.log" >&2 2>/dev/null || true
-  "$HERE/stop.sh" "$RUN_DIR" >&2 || true
+  IRONIC_HARNESS_STOP_TIMEOUT=3 "$HERE/stop.sh" "$RUN_DIR" >&2 || true
   exit 1
 }
 
@@ -59,13 +59,22 @@ if grep -n '@[A-Z_]*@' "$RUN_DIR/ironic.conf" >&2; then
   echo "start.sh: unrendered placeholder in ironic.conf" >&2; exit 1
 fi
 
+# A fresh schema is the same for every run dir, so the first one created by
+# this venv is kept as a template (copying takes ms, ironic-dbsync ~2 s).
 t0=$(now)
-if [ ! -s "$RUN_DIR/state/ironic.sqlite" ]; then
-  if ! "$VENV/bin/ironic-dbsync" --config-file "$RUN_DIR/ironic.conf" create_schema \
-        >"$RUN_DIR/dbsync.log" 2>&1; then
-    echo "start.sh: ironic-dbsync create_schema failed:" >&2
-    tail -n 20 "$RUN_DIR/dbsync.log" >&2
-    exit 1
+DB=$RUN_DIR/state/ironic.sqlite
+SCHEMA_TEMPLATE=$VENV/.harness-schema.sqlite
+if [ ! -s "$DB" ]; then
+  if [ -s "$SCHEMA_TEMPLATE" ]; then
+    cp "$SCHEMA_TEMPLATE" "$DB"
+  else
+    if ! "$VENV/bin/ironic-dbsync" --config-file "$RUN_DIR/ironic.conf" create_schema \
+          >"$RUN_DIR/dbsync.log" 2>&1; then
+      echo "start.sh: ironic-dbsync create_schema failed:" >&2
+      tail -n 20 "$RUN_DIR/dbsync.log" >&2
+      exit 1
+    fi
+    cp "$DB" "$SCHEMA_TEMPLATE.$$" && mv -f "$SCHEMA_TEMPLATE.$$" "$SCHEMA_TEMPLATE"
   fi
 fi
 t_schema=$(elapsed "$t0")
@@ -77,6 +86,7 @@ t1=$(now)
 ( exec setsid "$VENV/bin/ironic" --config-file "$RUN_DIR/ironic.conf" \
     </dev/null >>"$RUN_DIR/ironic.log" 2>&1 ) &
 pid=$!
+disown "$pid" 2>/dev/null || true
 # Without job control the subshell is not a group leader, so setsid() made
 # it (and the exec'd ironic) leader of a new group whose id is its pid.
 # Confirm, in case that ever changes.
@@ -94,8 +104,25 @@ fi
 echo "$pid" >"$RUN_DIR/ironic.pid"
 echo "$PORT" >"$RUN_DIR/ironic.port"
 
-# Wait for GET / == 200 while the master lives; a CRITICAL log line means the
-# worker died (the master would then linger forever).
+# Optional watchdog: stop ironic when the owner (e.g. the test process) is
+# gone without having called stop.sh (killed, or a sandbox kept in a static
+# whose Drop never runs). It exits by itself once stop.sh removed the pid file.
+owner=${IRONIC_HARNESS_OWNER_PID:-}
+if [ -n "$owner" ]; then
+  [[ $owner =~ ^[0-9]+$ ]] || fail "IRONIC_HARNESS_OWNER_PID must be a pid, not '$owner'"
+  setsid bash -c '
+    owner=$1 pgid=$2 run_dir=$3 stop=$4
+    ours() { [ "$(cat "$run_dir/ironic.pid" 2>/dev/null)" = "$pgid" ]; }
+    while kill -0 "$owner" 2>/dev/null && ours; do sleep 1; done
+    if ours; then echo "owner $owner is gone"; "$stop" "$run_dir"; fi
+  ' ironic-harness-watchdog "$owner" "$pid" "$RUN_DIR" "$HERE/stop.sh" \
+    </dev/null >>"$RUN_DIR/watchdog.log" 2>&1 &
+  disown $! 2>/dev/null || true
+fi
+
+# Wait for GET / == 200. Fail early when the master exits, when its worker
+# dies, or when the log shows a fatal startup error: in the last two cases the
+# master lingers and ignores SIGTERM.
 if ! "$VENV/bin/python" - "$PORT" "$pid" "$TIMEOUT" "$RUN_DIR/ironic.log" "$log_offset" <<'EOF'
 import os, re, sys, time, http.client
 port, pid, timeout, log = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
@@ -134,16 +161,26 @@ while time.monotonic() < deadline:
             chunk = f.read()
     except OSError:
         chunk = b""
-    # only complete lines; oslo.log: "<date> <time> <pid> CRITICAL <logger> ..."
+    # Only complete lines; oslo.log: "<date> <time> <pid> LEVEL <logger> ...".
+    # A conductor that fails init_host (e.g. a hardware type without a valid
+    # default interface) logs its own shutdown and the process just lingers;
+    # a taken port kills the worker, which cotyledon respawns forever.
     complete = chunk[: chunk.rfind(b"\n") + 1]
     offset += len(complete)
-    if re.search(rb"(?m)^\S+ \S+ \d+ CRITICAL ", complete):
-        print("ironic logged CRITICAL during startup", file=sys.stderr); sys.exit(1)
+    bad = re.search(rb"(?m)^\S+ \S+ \d+ (CRITICAL .*|.*Successfully stopped conductor.*)$", complete) \
+        or re.search(rb"(?m)^(.*Address already in use.*)$", complete)
+    if bad:
+        print("ironic failed during startup: %s" % bad.group(1).decode(errors="replace")[:300],
+              file=sys.stderr)
+        sys.exit(1)
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        c.request("GET", "/")
-        if c.getresponse().status == 200:
-            sys.exit(0)
+        try:
+            c.request("GET", "/")
+            if c.getresponse().status == 200:
+                sys.exit(0)
+        finally:
+            c.close()
     except OSError:
         pass
     time.sleep(0.1)
