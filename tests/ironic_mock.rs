@@ -679,3 +679,56 @@ async fn startup_fails_when_lookup_times_out() {
     assert!(mock.seen("/v1/lookup").len() >= 2, "retried");
     mock.stop().await;
 }
+
+#[actix_rt::test]
+async fn unreachable_ironic_keeps_heartbeating_with_backoff_until_stopped() {
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let config = AgentConfig {
+        api_url: vec![closed],
+        ..AgentConfig::default()
+    };
+    let client = IronicClient::new(config)
+        .with_error_base(Duration::from_millis(40))
+        .with_jitter(FixedJitter::new([0.0]))
+        .start();
+    client
+        .send(StartHeartbeating {
+            node_uuid: NODE.into(),
+            agent_token: Some(Secret::new(TOKEN)),
+            heartbeat_timeout: 300.0,
+            callback_url: "http://127.0.0.1:9999".into(),
+            verify_ca: None,
+        })
+        .await
+        .expect("mailbox");
+    actix_rt::time::sleep(Duration::from_millis(400)).await;
+    let stats = client.send(GetHeartbeatStats).await.expect("mailbox");
+    assert!(stats.running);
+    assert_eq!(stats.accepted, 0);
+    assert!(stats.failed >= 3, "{stats:?}");
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot reach"),
+        "{stats:?}"
+    );
+    client
+        .send(ironic_agent_actors::ironic::StopHeartbeating)
+        .await
+        .expect("mailbox");
+    let stopped = client.send(GetHeartbeatStats).await.expect("mailbox");
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    let later = client.send(GetHeartbeatStats).await.expect("mailbox");
+    assert!(!later.running);
+    assert!(later.sent <= stopped.sent + 1, "{stopped:?} → {later:?}");
+    // A forced heartbeat while stopped sends nothing.
+    client.send(ForceHeartbeat).await.expect("mailbox");
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let after = client.send(GetHeartbeatStats).await.expect("mailbox");
+    assert_eq!(after.sent, later.sent);
+}
