@@ -4,8 +4,12 @@
 set -euo pipefail
 
 need_apt=()
+# lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's
+# tests; lshw is used by the reference IPA in the inventory parity test (not by us).
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
-               "openssl:openssl" ; do
+    "openssl:openssl" "python3-venv:" \
+    "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
+    "lshw:lshw" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -23,5 +27,8 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 mkdir -p "${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}"
 if [[ -x tests/harness/ironic/setup.sh ]]; then
     bash tests/harness/ironic/setup.sh
+fi
+if [[ -x tests/harness/ipa/setup.sh ]]; then
+    bash tests/harness/ipa/setup.sh
 fi
 echo "install-deps: done"

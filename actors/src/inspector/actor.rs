@@ -155,6 +155,21 @@ impl actix::Handler<CollectInspectionData> for HardwareInspector {
             return Box::pin(async move { Err(err) }.into_actor(self));
         }
         let sources = self.sources.clone();
+        let wait = msg.collectors.iter().any(|c| c == "default") && sources.waits_for_dhcp();
+        if wait {
+            let waiting = sources.clone();
+            return Box::pin(
+                async move { waiting.wait_for_dhcp().await }
+                    .into_actor(self)
+                    .then(move |_, act, _| act.inventory(true))
+                    .then(move |inventory, act, _| {
+                        async move {
+                            collectors::run_collectors(&msg.collectors, &inventory, &sources).await
+                        }
+                        .into_actor(act)
+                    }),
+            );
+        }
         Box::pin(self.inventory(false).then(move |inventory, act, _| {
             async move { collectors::run_collectors(&msg.collectors, &inventory, &sources).await }
                 .into_actor(act)

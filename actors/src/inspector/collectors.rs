@@ -128,6 +128,9 @@ pub struct InspectionData {
     /// `dmi-decode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmi: Option<Value>,
+    /// `lldp`: raw TLVs per interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lldp_raw: Option<BTreeMap<String, super::lldp::LldpTlvs>>,
     /// `logs`: base64 of a tar.gz (see [`super::system_logs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
@@ -150,9 +153,10 @@ impl InspectionData {
 }
 
 /// Collectors this agent implements.
-pub const IMPLEMENTED: [&str; 5] = [
+pub const IMPLEMENTED: [&str; 6] = [
     "default",
     "logs",
+    "lldp",
     "pci-devices",
     "numa-topology",
     "dmi-decode",
@@ -161,7 +165,7 @@ pub const IMPLEMENTED: [&str; 5] = [
 /// `extra-hardware` is reported in `error`; the others only log a warning (IPA's
 /// `logs`/`lldp` failures do not fail inspection, and Ironic's `ramdisk-error` hook
 /// fails the node on any `error`).
-pub const NOT_AVAILABLE: [&str; 3] = ["lldp", "extra-hardware", "usb-devices"];
+pub const NOT_AVAILABLE: [&str; 2] = ["extra-hardware", "usb-devices"];
 
 /// Checks collector names: an unknown one fails the whole inspection, as in IPA.
 pub fn validate_collectors(collectors: &[String]) -> Result<(), AgentError> {
@@ -218,6 +222,16 @@ pub async fn run_collectors(
                 Ok(logs) => data.logs = Some(logs),
                 Err(err) => tracing::warn!("Failed to collect logs: {err}"),
             },
+            "lldp" => {
+                let names: Vec<String> = inventory
+                    .interfaces
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .collect();
+                let mut warnings = Vec::new();
+                data.lldp_raw = Some(sources.lldp(&names, &mut warnings).await);
+                super::log_warnings(&warnings);
+            }
             "extra-hardware" => failures.push(
                 "failed to run hardware-detect utility: not available in this agent".to_string(),
             ),
@@ -523,9 +537,9 @@ mod tests {
             .await
             .expect_err("unknown collector");
         assert!(err.details.contains("bogus"));
-        // logs works (best effort), lldp only warns: no error, which would fail the
-        // node in Ironic's ramdisk-error hook.
-        let names: Vec<String> = ["default", "logs", "lldp"]
+        // logs and lldp are best effort, usb-devices only warns: no error, which would
+        // fail the node in Ironic's ramdisk-error hook.
+        let names: Vec<String> = ["default", "logs", "lldp", "usb-devices"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -534,6 +548,8 @@ mod tests {
             .expect("collect");
         assert_eq!(data.error, None);
         assert!(data.logs.as_deref().is_some_and(|l| !l.is_empty()));
+        // The fixture interface is not up: nothing listened to, an empty map.
+        assert_eq!(data.lldp_raw, Some(BTreeMap::new()));
         let data = run_collectors(&["extra-hardware".into()], &inventory(), &src)
             .await
             .expect("collect");
@@ -626,5 +642,70 @@ mod tests {
         assert!(dmi["memory"].get("Handle").is_none());
         assert_eq!(dmi["memory"]["devices"][0]["Size"], "16 GB");
         assert!(json.get("logs").is_none());
+    }
+
+    /// Runs the real dmidecode on a synthesized dump (`--from-dump`).
+    #[derive(Debug)]
+    struct DumpRunner {
+        dump: std::path::PathBuf,
+    }
+
+    impl CommandRunner for DumpRunner {
+        fn run(
+            &self,
+            mut spec: CommandSpec,
+        ) -> crate::host::BoxFuture<'static, std::io::Result<crate::host::CommandOutput>> {
+            if spec.program == "dmidecode" {
+                let mut args = vec!["--from-dump".to_string(), self.dump.display().to_string()];
+                args.extend(spec.args);
+                spec.args = args;
+            }
+            crate::host::ProcessRunner::default().run(spec)
+        }
+    }
+
+    /// `dmidecode --dump-bin` layout: SMBIOS 3.0 entry point at 0, table at 0x20.
+    fn smbios_dump(table: &[u8]) -> Vec<u8> {
+        let mut ep = b"_SM3_".to_vec();
+        ep.extend_from_slice(&[0, 0x18, 3, 0, 0, 1, 0]);
+        ep.extend_from_slice(&(table.len() as u32).to_le_bytes());
+        ep.extend_from_slice(&0x20u64.to_le_bytes());
+        let sum = ep.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+        ep[5] = 0u8.wrapping_sub(sum);
+        ep.resize(0x20, 0);
+        ep.extend_from_slice(table);
+        ep
+    }
+
+    #[actix_rt::test]
+    async fn inspector_collect_dmi_decode_with_real_dmidecode_on_a_dump() {
+        let found = std::process::Command::new("dmidecode")
+            .arg("--version")
+            .output();
+        if found.is_err() {
+            eprintln!("SKIPPED: dmidecode is not installed (apt-get install dmidecode)");
+            return;
+        }
+        let t = Tree::new();
+        t.bytes(
+            "smbios.bin",
+            &smbios_dump(&crate::inspector::memory::tests::smbios_table()),
+        );
+        let runner = DumpRunner {
+            dump: t.path("smbios.bin"),
+        };
+        let dmi = dmi_decode(&runner).await.expect("dmidecode");
+        assert_eq!(dmi["bios"]["Vendor"], "Dell Inc.", "{dmi}");
+        assert_eq!(dmi["bios"]["Version"], "2.10.2");
+        assert_eq!(dmi["bios"]["Release Date"], "02/24/2021");
+        assert!(dmi["bios"]["Characteristics"].is_array(), "{dmi}");
+        assert_eq!(dmi["cpu"], serde_json::json!([]));
+        assert_eq!(dmi["memory"]["Number Of Devices"], 4, "{dmi}");
+        assert_eq!(dmi["memory"]["Maximum Capacity"], "256 GB");
+        let devices = dmi["memory"]["devices"].as_array().expect("devices");
+        assert_eq!(devices.len(), 4);
+        assert_eq!(devices[0]["Size"], "16 GB");
+        assert_eq!(devices[1]["Size"], "64 GB");
+        assert_eq!(devices[0]["Locator"], "DIMM A1");
     }
 }

@@ -153,35 +153,81 @@ pub fn memory_info(sys_root: &Path, proc_root: &Path, warnings: &mut Vec<String>
     Memory { total, physical_mb }
 }
 
-/// Builds `inventory.system_vendor` from `<sys>/class/dmi/id`; missing values are `""`.
+/// Builds `inventory.system_vendor` from `<sys>/class/dmi/id`, else from the raw
+/// SMBIOS table (types 1 and 0); missing values are `""`.
 ///
 /// The product name carries the SKU in parentheses when there is one, as lshw
 /// (and therefore IPA) reports it: `PowerEdge R640 (SKU=NotProvided;ModelName=…)`.
 pub fn system_vendor(sys_root: &Path, warnings: &mut Vec<String>) -> SystemVendor {
     let dir = sys_root.join("class/dmi/id");
-    if !dir.is_dir() {
-        warnings.push(format!(
-            "{} is absent: system vendor and firmware are empty",
-            dir.display()
-        ));
-        return SystemVendor::default();
+    if dir.is_dir() {
+        let read = |name: &str| read_trimmed(&dir.join(name)).unwrap_or_default();
+        return vendor_of(
+            read("product_name"),
+            read("product_sku"),
+            read("product_serial"),
+            read("sys_vendor"),
+            Firmware {
+                vendor: read("bios_vendor"),
+                version: read("bios_version"),
+                build_date: read("bios_date"),
+            },
+        );
     }
-    let read = |name: &str| read_trimmed(&dir.join(name)).unwrap_or_default();
-    let mut product_name = read("product_name");
-    let sku = read("product_sku");
-    if !sku.is_empty() {
-        product_name = format!("{product_name} ({sku})");
+    let table_path = sys_root.join("firmware/dmi/tables/DMI");
+    if let Ok(table) = std::fs::read(&table_path) {
+        return smbios_system_vendor(&table);
     }
+    warnings.push(format!(
+        "neither {} nor {} exists: system vendor and firmware are empty",
+        dir.display(),
+        table_path.display()
+    ));
+    SystemVendor::default()
+}
+
+fn vendor_of(
+    product: String,
+    sku: String,
+    serial_number: String,
+    manufacturer: String,
+    firmware: Firmware,
+) -> SystemVendor {
+    let product_name = if sku.is_empty() {
+        product
+    } else {
+        format!("{product} ({sku})")
+    };
     SystemVendor {
         product_name,
-        serial_number: read("product_serial"),
-        manufacturer: read("sys_vendor"),
-        firmware: Firmware {
-            vendor: read("bios_vendor"),
-            version: read("bios_version"),
-            build_date: read("bios_date"),
-        },
+        serial_number,
+        manufacturer,
+        firmware,
     }
+}
+
+/// `system_vendor` from a raw SMBIOS table: type 1 (system) and type 0 (BIOS).
+pub fn smbios_system_vendor(table: &[u8]) -> SystemVendor {
+    let structs = parse_smbios(table);
+    let text = |kind: u8, offset: usize| {
+        structs
+            .iter()
+            .find(|s| s.kind == kind)
+            .and_then(|s| s.string_at(offset))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    vendor_of(
+        text(1, 0x05),
+        text(1, 0x19),
+        text(1, 0x07),
+        text(1, 0x04),
+        Firmware {
+            vendor: text(0, 0x04),
+            version: text(0, 0x05),
+            build_date: text(0, 0x08),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -218,18 +264,42 @@ pub(crate) mod tests {
     /// 512 KiB), an empty slot, end of table.
     pub(crate) fn smbios_table() -> Vec<u8> {
         let mut t = Vec::new();
+        // Type 0 (SMBIOS 2.4+, 0x18 bytes): vendor, version, segment, date, ROM size,
+        // characteristics, extension bytes, release, EC release.
+        let mut bios = vec![1u8, 2, 0x00, 0xF0, 3, 0xFF];
+        bios.extend_from_slice(&0x0000_0000_0000_0080u64.to_le_bytes());
+        bios.extend_from_slice(&[0x01, 0x00, 2, 10, 0xFF, 0xFF]);
         t.extend(structure(
             0,
             0,
-            &[1, 2, 0, 0, 3, 0],
+            &bios,
             &["Dell Inc.", "2.10.2", "02/24/2021"],
         ));
+        // Type 1 (0x1B bytes): manufacturer, product, version, serial, UUID, wake-up,
+        // SKU, family.
+        let mut sys = vec![1u8, 2, 3, 4];
+        sys.extend_from_slice(&[0x44, 0x45, 0x4c, 0x4c, 0x42, 0x00, 0x10, 0x35]);
+        sys.extend_from_slice(&[0x80, 0x52, 0xb4, 0xc0, 0x4f, 0x4e, 0x4d, 0x32]);
+        sys.extend_from_slice(&[6, 5, 6]);
         t.extend(structure(
             1,
             1,
-            &[1, 2, 0, 4],
-            &["Dell Inc.", "PowerEdge R640", "1.0", "ABC1234"],
+            &sys,
+            &[
+                "Dell Inc.",
+                "PowerEdge R640",
+                "Not Specified",
+                "ABC1234",
+                "SKU=0716",
+                "PowerEdge",
+            ],
         ));
+        // Type 16 (0x0F bytes): location, use, ECC, max capacity, error handle, devices.
+        let mut array = vec![3u8, 3, 3];
+        array.extend_from_slice(&(256u32 * 1024 * 1024).to_le_bytes());
+        array.extend_from_slice(&0xFFFEu16.to_le_bytes());
+        array.extend_from_slice(&4u16.to_le_bytes());
+        t.extend(structure(16, 0x1000, &array, &[]));
         t.extend(memory_device(0x1100, 16384, 0));
         t.extend(memory_device(0x1101, 0x7FFF, 65536));
         t.extend(memory_device(0x1102, 0x8000 | 512, 0));
@@ -244,10 +314,10 @@ pub(crate) mod tests {
         let structs = parse_smbios(&table);
         assert_eq!(
             structs.iter().map(|s| s.kind).collect::<Vec<_>>(),
-            [0, 1, 17, 17, 17, 17, 127]
+            [0, 1, 16, 17, 17, 17, 17, 127]
         );
         assert_eq!(structs[1].string_at(5), Some("PowerEdge R640"));
-        assert_eq!(structs[2].string_at(0x10), Some("DIMM A1"));
+        assert_eq!(structs[3].string_at(0x10), Some("DIMM A1"));
         // 16384 + 65536 + 0 (512 KiB rounds down) MiB.
         assert_eq!(smbios_physical_mb(&table), Some(81920));
     }
@@ -306,6 +376,17 @@ pub(crate) mod tests {
             v.product_name,
             "PowerEdge R640 (SKU=NotProvided;ModelName=PowerEdge R640)"
         );
+        assert_eq!(v.serial_number, "ABC1234");
+        assert_eq!(v.manufacturer, "Dell Inc.");
+        assert_eq!(v.firmware.vendor, "Dell Inc.");
+        assert_eq!(v.firmware.version, "2.10.2");
+        assert_eq!(v.firmware.build_date, "02/24/2021");
+        assert!(warnings.is_empty());
+
+        let smbios = Tree::new();
+        smbios.bytes("sys/firmware/dmi/tables/DMI", &smbios_table());
+        let v = system_vendor(&smbios.path("sys"), &mut warnings);
+        assert_eq!(v.product_name, "PowerEdge R640 (SKU=0716)");
         assert_eq!(v.serial_number, "ABC1234");
         assert_eq!(v.manufacturer, "Dell Inc.");
         assert_eq!(v.firmware.vendor, "Dell Inc.");

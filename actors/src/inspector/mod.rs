@@ -10,6 +10,7 @@ pub mod collectors;
 pub mod cpu;
 pub mod disks;
 pub mod inventory;
+pub mod lldp;
 pub mod memory;
 pub mod network;
 pub mod root_device;
@@ -63,6 +64,17 @@ pub struct InventorySources {
     pub boot_if: Option<String>,
     /// Lookup's `agent_skip_bmc_detect`.
     pub skip_bmc_detect: bool,
+    /// Arguments put before every ipmitool command (empty in production; tests use
+    /// `-I lanplus -H 127.0.0.1 …` to reach `ipmi_sim`).
+    pub ipmitool_args: Vec<String>,
+    /// `collect_lldp`: fill `interfaces[].lldp` (live `/sys` only).
+    pub collect_lldp: bool,
+    /// `lldp_timeout`: the longest LLDP listening time.
+    pub lldp_timeout: std::time::Duration,
+    /// `inspection_dhcp_wait_timeout` (0 disables waiting).
+    pub dhcp_wait_timeout: std::time::Duration,
+    /// `inspection_dhcp_all_interfaces`.
+    pub dhcp_all_interfaces: bool,
 }
 
 impl InventorySources {
@@ -81,6 +93,11 @@ impl InventorySources {
             allowlist: DeviceAllowlist::new(config.block_device_allowlist.iter()),
             boot_if: config.boot_if.clone(),
             skip_bmc_detect: false,
+            ipmitool_args: Vec::new(),
+            collect_lldp: config.collect_lldp,
+            lldp_timeout: std::time::Duration::from_secs_f64(config.lldp_timeout.max(0.0)),
+            dhcp_wait_timeout: std::time::Duration::from_secs(config.inspection_dhcp_wait_timeout),
+            dhcp_all_interfaces: config.inspection_dhcp_all_interfaces,
         }
     }
 
@@ -104,14 +121,8 @@ impl InventorySources {
         disks::list_disks(self.runner.as_ref(), &self.disk_sources(), warnings).await
     }
 
-    /// Builds the whole inventory. Nothing fails it: a missing source degrades its
-    /// field and adds one line to `warnings`. `bmc_cache` keeps IPA's per-process BMC
-    /// cache (filled on first use).
-    pub async fn collect(
-        &self,
-        bmc_cache: &mut Option<BmcInfo>,
-        warnings: &mut Vec<String>,
-    ) -> Inventory {
+    /// The inventory's interfaces (without LLDP data).
+    pub fn interfaces(&self, warnings: &mut Vec<String>) -> Vec<inventory::NetworkInterface> {
         let addresses = match &self.addresses {
             Some(table) => table.clone(),
             None if self.live() => network::live_addresses().unwrap_or_else(|err| {
@@ -125,7 +136,97 @@ impl InventorySources {
             query_permanent_mac: self.live(),
             enable_vlan_interfaces: self.enable_vlan_interfaces.clone(),
         };
-        let interfaces = network::list_interfaces(&self.sys_root, &net, warnings);
+        network::list_interfaces(&self.sys_root, &net, warnings)
+    }
+
+    /// Whether the `default` collector would wait for DHCP (IPA's `wait_for_dhcp`).
+    pub fn waits_for_dhcp(&self) -> bool {
+        !self.dhcp_wait_timeout.is_zero() && (self.dhcp_all_interfaces || self.pxe_mac().is_some())
+    }
+
+    /// The PXE MAC from BOOTIF: `01-aa-bb-…` → `aa:bb:…`.
+    pub fn pxe_mac(&self) -> Option<String> {
+        let raw = self.boot_if.as_deref()?.trim().to_ascii_lowercase();
+        let raw = raw.strip_prefix("01-").unwrap_or(&raw);
+        network::normalize_mac(&raw.replace('-', ":"))
+    }
+
+    /// IPA's `wait_for_dhcp`: polls every 2 s, up to `inspection_dhcp_wait_timeout`,
+    /// until the PXE NIC (or every NIC with `inspection_dhcp_all_interfaces`) has an IPv4
+    /// address. True when nothing is missing (or waiting is disabled).
+    pub async fn wait_for_dhcp(&self) -> bool {
+        if self.dhcp_wait_timeout.is_zero() {
+            return true;
+        }
+        let pxe_mac = self.pxe_mac();
+        if pxe_mac.is_none() && !self.dhcp_all_interfaces {
+            tracing::warn!(
+                "No PXE boot interface known - not waiting for it to get the IP address"
+            );
+            return false;
+        }
+        if self.dhcp_all_interfaces {
+            tracing::info!(
+                "inspection_dhcp_all_interfaces: this agent does not start DHCP itself; waiting \
+                 for the host's network configuration to give every interface an address"
+            );
+        }
+        let deadline = tokio::time::Instant::now() + self.dhcp_wait_timeout;
+        loop {
+            let mut ignored = Vec::new();
+            let missing: Vec<String> = self
+                .interfaces(&mut ignored)
+                .into_iter()
+                .filter(|i| i.ipv4_address.is_none())
+                .filter(|i| self.dhcp_all_interfaces || i.mac_address == pxe_mac)
+                .map(|i| i.name)
+                .collect();
+            if missing.is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() + DHCP_RETRY_INTERVAL > deadline {
+                tracing::warn!(
+                    "Not all network interfaces received IP addresses in {:?}: {}",
+                    self.dhcp_wait_timeout,
+                    missing.join(", ")
+                );
+                return false;
+            }
+            tracing::debug!("still waiting for DHCP on {}", missing.join(", "));
+            tokio::time::sleep(DHCP_RETRY_INTERVAL).await;
+        }
+    }
+
+    /// LLDP TLVs of those `names` that are up, listening at most `lldp_timeout`.
+    pub async fn lldp(
+        &self,
+        names: &[String],
+        warnings: &mut Vec<String>,
+    ) -> BTreeMap<String, lldp::LldpTlvs> {
+        let up: Vec<String> = names
+            .iter()
+            .filter(|n| lldp::interface_is_up(&self.sys_root, n))
+            .cloned()
+            .collect();
+        lldp::collect_lldp(&up, self.lldp_timeout, warnings).await
+    }
+
+    /// Builds the whole inventory. Nothing fails it: a missing source degrades its
+    /// field and adds one line to `warnings`. `bmc_cache` keeps IPA's per-process BMC
+    /// cache (filled on first use).
+    pub async fn collect(
+        &self,
+        bmc_cache: &mut Option<BmcInfo>,
+        warnings: &mut Vec<String>,
+    ) -> Inventory {
+        let mut interfaces = self.interfaces(warnings);
+        if self.collect_lldp && self.live() {
+            let names: Vec<String> = interfaces.iter().map(|i| i.name.clone()).collect();
+            let mut found = self.lldp(&names, warnings).await;
+            for iface in &mut interfaces {
+                iface.lldp = found.remove(&iface.name);
+            }
+        }
         let disks = self
             .disks(warnings)
             .await
@@ -138,7 +239,13 @@ impl InventorySources {
             match bmc_cache {
                 Some(cached) => cached.clone(),
                 None => {
-                    let found = bmc::detect(self.runner.as_ref(), &self.dev_root, warnings).await;
+                    let found = bmc::detect(
+                        self.runner.as_ref(),
+                        &self.dev_root,
+                        &self.ipmitool_args,
+                        warnings,
+                    )
+                    .await;
                     *bmc_cache = Some(found.clone());
                     found
                 }
@@ -158,6 +265,9 @@ impl InventorySources {
         }
     }
 }
+
+/// How often `wait_for_dhcp` looks again.
+pub const DHCP_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `/run` for a device root: `/run` for `/dev`, `<root>/run` for `<root>/dev`.
 pub fn run_root_for(dev_root: &Path) -> PathBuf {
@@ -296,5 +406,50 @@ mod tests {
         // No /dev/ipmi*: ipmitool never runs.
         assert_eq!(runner.calls().len(), 1);
         assert!(cache.is_some());
+    }
+
+    #[actix_rt::test]
+    async fn inspector_wait_for_dhcp_rules() {
+        let t = Tree::new();
+        for (name, mac) in [("eth0", "52:54:00:12:34:56"), ("eth1", "52:54:00:12:34:57")] {
+            t.file(
+                &format!("sys/class/net/{name}/address"),
+                &format!("{mac}\n"),
+            );
+            t.dir(&format!("sys/devices/{name}"));
+            t.link(
+                &format!("sys/class/net/{name}/device"),
+                &format!("../../../devices/{name}"),
+            );
+        }
+        let config = AgentConfig {
+            paths: crate::config::HostPaths::rooted_at(t.root()),
+            boot_if: Some("01-52-54-00-12-34-56".into()),
+            inspection_dhcp_wait_timeout: 1,
+            ..AgentConfig::default()
+        };
+        let mut sources = InventorySources::from_config(&config, Arc::new(CannedRunner::default()));
+        assert_eq!(sources.pxe_mac().as_deref(), Some("52:54:00:12:34:56"));
+        let mut table = BTreeMap::new();
+        table.insert(
+            "eth0".to_string(),
+            IfAddrs {
+                ipv4: Some("192.0.2.10".into()),
+                ..IfAddrs::default()
+            },
+        );
+        sources.addresses = Some(table);
+        assert!(sources.waits_for_dhcp());
+        assert!(sources.wait_for_dhcp().await, "the PXE NIC has an address");
+        sources.dhcp_all_interfaces = true;
+        let start = std::time::Instant::now();
+        assert!(!sources.wait_for_dhcp().await, "eth1 has none");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        sources.dhcp_all_interfaces = false;
+        sources.boot_if = None;
+        assert!(!sources.waits_for_dhcp());
+        assert!(!sources.wait_for_dhcp().await, "no BOOTIF: not waiting");
+        sources.dhcp_wait_timeout = std::time::Duration::ZERO;
+        assert!(sources.wait_for_dhcp().await, "disabled");
     }
 }
