@@ -161,9 +161,33 @@ async fn wait_for_inventory(
     }
 }
 
-async fn advertise_host(config: &AgentConfig, api_urls: &[String]) -> Option<String> {
+/// The IPv4 address of `network_interface` in the inventory, if that option is set.
+pub fn network_interface_ip(config: &AgentConfig, inventory: Option<&Inventory>) -> Option<String> {
+    let wanted = config.network_interface.as_deref()?;
+    inventory?
+        .interfaces
+        .iter()
+        .find(|iface| iface.name == wanted)
+        .and_then(|iface| iface.ipv4_address.clone())
+}
+
+async fn advertise_host(
+    config: &AgentConfig,
+    api_urls: &[String],
+    inventory: Option<&Inventory>,
+) -> Option<String> {
     if let Some(host) = config.advertise_host.as_deref().filter(|h| !h.is_empty()) {
         return Some(host.to_string());
+    }
+    if config.network_interface.is_some() {
+        let ip = network_interface_ip(config, inventory);
+        if ip.is_none() {
+            tracing::error!(
+                interface = ?config.network_interface,
+                "network_interface has no IPv4 address"
+            );
+        }
+        return ip;
     }
     let attempts = config.ip_lookup_attempts.max(1);
     for attempt in 1..=attempts {
@@ -288,7 +312,7 @@ pub async fn run(
 
     let version = peers.ironic.send(GetApiVersion).await?;
     let auto_tls = auto_tls_applies(config, true, version);
-    let host = advertise_host(config, &api_urls).await;
+    let host = advertise_host(config, &api_urls, inventory.as_ref()).await;
 
     let mut protocol = config.advertise_protocol.as_str();
     let mut verify_ca = None;
@@ -400,6 +424,28 @@ mod tests {
             inspection_urls(&config),
             ["http://a/v1/continue_inspection", "http://b/v1/continue"]
         );
+    }
+
+    #[test]
+    fn network_interface_gives_its_ipv4_address() {
+        let inventory = Inventory {
+            interfaces: vec![crate::inspector::inventory::NetworkInterface {
+                name: "eth1".into(),
+                ipv4_address: Some("192.0.2.7".into()),
+                ..Default::default()
+            }],
+            ..Inventory::default()
+        };
+        let mut config = AgentConfig::default();
+        assert_eq!(network_interface_ip(&config, Some(&inventory)), None);
+        config.network_interface = Some("eth1".into());
+        assert_eq!(
+            network_interface_ip(&config, Some(&inventory)).as_deref(),
+            Some("192.0.2.7")
+        );
+        config.network_interface = Some("eth9".into());
+        assert_eq!(network_interface_ip(&config, Some(&inventory)), None);
+        assert_eq!(network_interface_ip(&config, None), None);
     }
 
     #[test]
