@@ -159,6 +159,44 @@ impl Mock {
         }
     }
 
+    /// The same mock over HTTPS with a self-signed certificate for 127.0.0.1; returns
+    /// the certificate PEM too.
+    fn start_tls(script: Script) -> (Mock, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("self-signed certificate");
+        let pem = cert.cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config");
+        let state: Shared = Arc::new(Mutex::new(script));
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(mock_handler))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind_rustls_0_23(("127.0.0.1", 0), tls)
+        .expect("bind mock");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        let mock = Mock {
+            url: format!("https://127.0.0.1:{port}"),
+            state,
+            handle,
+        };
+        (mock, pem)
+    }
+
     fn seen(&self, path_prefix: &str) -> Vec<Seen> {
         self.state
             .lock()
@@ -731,4 +769,53 @@ async fn unreachable_ironic_keeps_heartbeating_with_backoff_until_stopped() {
     actix_rt::time::sleep(Duration::from_millis(100)).await;
     let after = client.send(GetHeartbeatStats).await.expect("mailbox");
     assert_eq!(after.sent, later.sent);
+}
+
+#[actix_rt::test]
+async fn https_ironic_needs_cafile_or_insecure() {
+    let (mock, pem) = Mock::start_tls(Script::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cafile = dir.path().join("ca.pem");
+    std::fs::write(&cafile, &pem).expect("write ca");
+    let base = AgentConfig {
+        api_url: vec![mock.url.clone()],
+        ..AgentConfig::default()
+    };
+
+    let unverified = IronicHttp::new(ClientSettings::from_config(&base)).expect("client");
+    let err = unverified
+        .lookup_once(&macs(), None)
+        .await
+        .expect_err("an unknown CA is refused");
+    assert!(matches!(err, IronicError::Connection { .. }), "{err}");
+
+    let with_ca = AgentConfig {
+        cafile: Some(cafile),
+        ..base.clone()
+    };
+    let verified = IronicHttp::new(ClientSettings::from_config(&with_ca)).expect("client");
+    let found = verified.lookup_once(&macs(), None).await.expect("cafile");
+    assert_eq!(found.node_uuid, NODE);
+
+    let insecure = AgentConfig {
+        insecure: true,
+        ..base
+    };
+    let insecure = IronicHttp::new(ClientSettings::from_config(&insecure)).expect("client");
+    insecure.lookup_once(&macs(), None).await.expect("insecure");
+    mock.stop().await;
+}
+
+#[test]
+fn unreadable_cafile_is_a_config_error() {
+    let config = AgentConfig {
+        api_url: vec!["https://127.0.0.1:1".into()],
+        cafile: Some("/does/not/exist.pem".into()),
+        ..AgentConfig::default()
+    };
+    let err = actix_rt::System::new()
+        .block_on(async { IronicHttp::new(ClientSettings::from_config(&config)).map(|_| ()) })
+        .expect_err("missing CA file");
+    assert!(matches!(err, IronicError::Config(_)), "{err}");
+    assert!(err.to_string().contains("/does/not/exist.pem"), "{err}");
 }
