@@ -39,6 +39,9 @@ impl Jitter for SharedJitter {
     }
 }
 
+/// The shortest wait after an accepted heartbeat, whatever `heartbeat_timeout` says.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Counters of the heartbeat loop, for status and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, actix::MessageResponse)]
 pub struct HeartbeatStats {
@@ -194,7 +197,8 @@ impl IronicClient {
         let mut delay = match &result {
             Ok(()) => {
                 let timeout = self.heartbeat.as_ref().map_or(0.0, |b| b.heartbeat_timeout);
-                timing::heartbeat_interval(timeout, &mut self.jitter)
+                // Guard against a zero or tiny heartbeat_timeout spinning the loop.
+                timing::heartbeat_interval(timeout, &mut self.jitter).max(MIN_INTERVAL)
             }
             Err(_) => self.error_interval(),
         };
