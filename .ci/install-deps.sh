@@ -15,6 +15,8 @@ for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-a
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
     fi
 done
+# dbus-daemon: private buses for tests/systemd_supervisor.rs (systemd, util-linux above).
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 if ((${#need_apt[@]})); then
     echo "install-deps: apt-get install ${need_apt[*]}"
     apt-get update -qq

@@ -127,7 +127,11 @@ fn start(standalone: bool) -> Harness {
     let peers = Peers {
         inspector: HardwareInspector::new(config.clone()).start(),
         installer: InstallerRunner::new(config.clone(), runner.clone()).start(),
-        systemd: SystemdSupervisor::new(None).start(),
+        // A bus that does not exist: unit steps must fail clearly, not hang.
+        systemd: SystemdSupervisor::new(Some(
+            "unix:path=/nonexistent/ironic-agent-test-bus".into(),
+        ))
+        .start(),
         ironic: IronicClient::new(config.clone()).start(),
     };
     let managers: Vec<Arc<dyn HardwareManager>> = vec![
@@ -372,7 +376,6 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
     for (kind, step, args) in [
         ("deploy", "write_image", json!({"image_info": {"id": "x"}})),
         ("deploy", "install_coreos", json!({})),
-        ("deploy", "start_assisted_install", json!({})),
         ("clean", "erase_devices", json!({})),
         ("service", "apply_configuration", json!({"raid_config": {}})),
     ] {
@@ -391,6 +394,24 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
             "{details}"
         );
     }
+
+    // With no reachable system bus, start_assisted_install fails clearly.
+    let assisted = run(
+        &h,
+        "deploy.execute_deploy_step",
+        step_params("deploy", "start_assisted_install", json!({})),
+        true,
+    )
+    .await
+    .expect("stored");
+    assert_eq!(assisted.command_status, CommandStatus::Failed);
+    let error = assisted.command_error.expect("error");
+    assert_eq!(error.error_type, "DeploymentError");
+    assert!(
+        error.details.contains("/nonexistent/ironic-agent-test-bus"),
+        "{}",
+        error.details
+    );
 
     // Argument validation happens before delegation.
     let missing = run(
