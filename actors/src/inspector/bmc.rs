@@ -64,29 +64,79 @@ fn valid_mac(mac: &str) -> bool {
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// The first active, non-link-local address of `ipmitool lan6 print <ch> dynamic_addr`
-/// or `static_addr` output, without its prefix length.
-pub fn parse_lan6_addresses(output: &str) -> Option<String> {
-    let mut address: Option<String> = None;
+/// One address block of `ipmitool lan6 print <ch> …` output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lan6Address {
+    /// `IPv6 Dynamic Address N` (true) or `IPv6 Static Address N` (false).
+    pub dynamic: bool,
+    /// `Address` (with its prefix length).
+    pub address: String,
+    /// `Source/Type` (dynamic addresses).
+    pub source: String,
+    /// `Enabled` (static addresses).
+    pub enabled: String,
+    /// `Status`.
+    pub status: String,
+}
+
+/// Parses the address blocks of `ipmitool lan6 print <ch> [dynamic_addr|static_addr]`.
+pub fn parse_lan6_blocks(output: &str) -> Vec<Lan6Address> {
+    let mut out: Vec<Lan6Address> = Vec::new();
+    let mut in_block = false;
     for line in output.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        match key.trim() {
-            "Address" => address = Some(value.trim().to_string()),
-            "Status" if value.trim() == "active" => {
-                let addr = address.take()?;
-                let ip = addr.split('/').next().unwrap_or("").trim();
-                if let Ok(IpAddr::V6(v6)) = ip.parse::<IpAddr>() {
-                    if (v6.segments()[0] & 0xffc0) != 0xfe80 && !v6.is_unspecified() {
-                        return Some(v6.to_string());
-                    }
+        let header = line.trim_end();
+        if !line.starts_with(char::is_whitespace) {
+            in_block = false;
+            if let Some(rest) = header.strip_prefix("IPv6 ") {
+                let dynamic = rest.starts_with("Dynamic Address");
+                if (dynamic || rest.starts_with("Static Address")) && header.ends_with(':') {
+                    out.push(Lan6Address {
+                        dynamic,
+                        ..Lan6Address::default()
+                    });
+                    in_block = true;
                 }
             }
-            _ => {}
+            continue;
+        }
+        let (Some(block), true) = (out.last_mut(), in_block) else {
+            continue;
+        };
+        if let Some((key, value)) = line.split_once(':') {
+            let value = value.trim().to_string();
+            match key.trim() {
+                "Address" => block.address = value,
+                "Source/Type" => block.source = value,
+                "Enabled" => block.enabled = value,
+                "Status" => block.status = value,
+                _ => {}
+            }
         }
     }
-    None
+    out
+}
+
+/// IPA's `get_addr`: the first active, enabled (dynamic: DHCPv6 or SLAAC; static:
+/// `Enabled: yes`), non-null (`::`, `::/N`) address.
+pub fn pick_lan6_address(blocks: &[Lan6Address]) -> Option<String> {
+    blocks
+        .iter()
+        .find(|b| {
+            let enabled = if b.dynamic {
+                b.source == "DHCPv6" || b.source == "SLAAC"
+            } else {
+                matches!(
+                    b.enabled.to_ascii_lowercase().as_str(),
+                    "yes" | "true" | "on" | "y"
+                )
+            };
+            let null = b
+                .address
+                .strip_prefix("::")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            b.status == "active" && enabled && !null
+        })
+        .map(|b| b.address.clone())
 }
 
 enum Run {
@@ -98,8 +148,14 @@ enum Run {
 /// Runs ipmitool. Like IPA (which pipes ipmitool into awk and so never sees its exit
 /// status), a failing call only means "nothing on this channel"; only a tool that
 /// cannot be run at all is a failure.
-async fn ipmitool(runner: &dyn CommandRunner, prefix: &[String], args: &[String]) -> Run {
-    let spec = CommandSpec::new("ipmitool", prefix.iter().chain(args).cloned());
+async fn ipmitool(runner: &dyn CommandRunner, prefix: &[String], args: &[&str]) -> Run {
+    let spec = CommandSpec::new(
+        "ipmitool",
+        prefix
+            .iter()
+            .cloned()
+            .chain(args.iter().map(|a| a.to_string())),
+    );
     match runner.run(spec.clone()).await {
         Ok(out) if out.success() => Run::Out(out.stdout),
         Ok(out) if out.stderr.contains("Invalid channel") => Run::InvalidChannel,
@@ -115,7 +171,8 @@ async fn ipmitool(runner: &dyn CommandRunner, prefix: &[String], args: &[String]
     }
 }
 
-/// Detects the BMC fields following IPA's rules; one warning when ipmitool cannot run.
+/// Detects the BMC fields following IPA's rules (`get_bmc_address`,
+/// `get_bmc_v6address`, `get_bmc_mac`); one warning when ipmitool cannot run.
 /// `prefix` goes before every ipmitool command (empty in production; interface and
 /// host options to reach a simulator in tests).
 pub async fn detect(
@@ -128,53 +185,41 @@ pub async fn detect(
         return BmcInfo::default();
     }
     // IPv4 and MAC: one `lan print` per channel.
-    let mut address = None;
     let mut channels: Vec<(u8, String, String)> = Vec::new();
     for ch in CHANNELS {
-        match ipmitool(
-            runner,
-            prefix,
-            &["lan".into(), "print".into(), ch.to_string()],
-        )
-        .await
-        {
+        let ch_s = ch.to_string();
+        match ipmitool(runner, prefix, &["lan", "print", &ch_s]).await {
             Run::InvalidChannel => continue,
             Run::Failed(msg) => {
                 warnings.push(format!("cannot get BMC address: {msg}"));
                 return BmcInfo::default();
             }
-            Run::Out(out) => {
-                let ip = field(&out, "IP Address").unwrap_or_default();
-                let mac = field(&out, "MAC Address").unwrap_or_default();
-                if ip.parse::<std::net::Ipv4Addr>().is_err() {
-                    tracing::warn!("BMC channel {ch}: invalid IP address {ip:?}");
-                    continue;
-                }
-                channels.push((ch, ip.clone(), mac.to_ascii_lowercase()));
-                if ip != "0.0.0.0" && address.is_none() {
-                    address = Some(ip);
-                }
-            }
+            Run::Out(out) => channels.push((
+                ch,
+                field(&out, "IP Address").unwrap_or_default(),
+                field(&out, "MAC Address").unwrap_or_default(),
+            )),
         }
     }
-    let address = Some(address.unwrap_or_else(|| "0.0.0.0".to_string()));
+    let address = channels
+        .iter()
+        .map(|(_, ip, _)| ip)
+        .filter(|ip| match ip.parse::<IpAddr>() {
+            Ok(_) => true,
+            Err(_) => {
+                tracing::debug!("BMC: invalid IP address {ip:?}");
+                false
+            }
+        })
+        .find(|ip| *ip != "0.0.0.0")
+        .cloned()
+        .unwrap_or_else(|| "0.0.0.0".to_string());
 
     // IPv6.
     let mut v6address = None;
-    let mut v6_channel = None;
     for ch in CHANNELS {
-        let enables = match ipmitool(
-            runner,
-            prefix,
-            &[
-                "lan6".into(),
-                "print".into(),
-                ch.to_string(),
-                "enables".into(),
-            ],
-        )
-        .await
-        {
+        let ch_s = ch.to_string();
+        let enables = match ipmitool(runner, prefix, &["lan6", "print", &ch_s, "enables"]).await {
             Run::Out(out) => out,
             Run::InvalidChannel => continue,
             Run::Failed(msg) => {
@@ -188,37 +233,56 @@ pub async fn detect(
         if mode != "ipv6" && mode != "both" {
             continue;
         }
+        let mut found = None;
         for kind in ["dynamic_addr", "static_addr"] {
-            if let Run::Out(out) = ipmitool(
-                runner,
-                prefix,
-                &["lan6".into(), "print".into(), ch.to_string(), kind.into()],
-            )
-            .await
-            {
-                if let Some(found) = parse_lan6_addresses(&out) {
-                    v6address = Some(found);
-                    v6_channel = Some(ch);
+            if let Run::Out(out) = ipmitool(runner, prefix, &["lan6", "print", &ch_s, kind]).await {
+                found = pick_lan6_address(&parse_lan6_blocks(&out));
+                if found.is_some() {
                     break;
                 }
             }
         }
-        if v6address.is_some() {
-            break;
+        let Some(found) = found else { continue };
+        let ip = found.split('/').next().unwrap_or("").trim().to_string();
+        match ip.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => {
+                v6address = Some(v6.to_string());
+                break;
+            }
+            Err(_) => tracing::warn!("BMC channel {ch}: invalid IPv6 address {found:?}"),
         }
     }
     let v6address = Some(v6address.unwrap_or_else(|| "::/0".to_string()));
 
-    let mac = channels
-        .iter()
-        .find(|(ch, ip, mac)| {
-            (ip != "0.0.0.0" || v6_channel == Some(*ch))
-                && valid_mac(mac)
-                && mac != "00:00:00:00:00:00"
-        })
-        .map(|(_, _, mac)| mac.clone());
+    // MAC: the first channel with an IPv4 address, or a usable IPv6 one.
+    let mut mac = None;
+    for (ch, ip, ch_mac) in &channels {
+        if ip.is_empty() || ch_mac.is_empty() {
+            continue;
+        }
+        if ip == "0.0.0.0" {
+            let ch_s = ch.to_string();
+            let Run::Out(out) = ipmitool(runner, prefix, &["lan6", "print", &ch_s]).await else {
+                continue;
+            };
+            let usable = parse_lan6_blocks(&out)
+                .iter()
+                .any(|b| !b.address.starts_with("::") && !b.address.starts_with("fe80"));
+            if !usable {
+                continue;
+            }
+        }
+        if !valid_mac(ch_mac) {
+            tracing::warn!("BMC channel {ch}: invalid MAC address {ch_mac:?}");
+            continue;
+        }
+        if ch_mac != "00:00:00:00:00:00" {
+            mac = Some(ch_mac.to_ascii_lowercase());
+            break;
+        }
+    }
     BmcInfo {
-        address,
+        address: Some(address),
         v6address,
         mac,
     }
@@ -246,7 +310,7 @@ mod tests {
     const LAN_ZERO: &str = "IP Address Source       : DHCP Address\nIP Address              : 0.0.0.0\nMAC Address             : 11:22:33:44:55:66\n";
     const LAN6_ENABLES: &str =
         "IPv6/IPv4 Support       : both\nIPv6/IPv4 Addressing Enables : both\n";
-    const LAN6_DYNAMIC: &str = "IPv6 Dynamic Address 0:\n    Source/Type:    SLAAC\n    Address:        fe80::1/64\n    Status:         active\nIPv6 Dynamic Address 1:\n    Source/Type:    DHCPv6\n    Address:        2001:db8::5/64\n    Status:         active\n";
+    const LAN6_DYNAMIC: &str = "IPv6 Dynamic Address 0:\n    Source/Type:    SLAAC\n    Address:        fe80::1/64\n    Status:         failed\nIPv6 Dynamic Address 1:\n    Source/Type:    DHCPv6\n    Address:        2001:db8::5/64\n    Status:         active\n";
 
     #[actix_rt::test]
     async fn inspector_bmc_without_ipmi_device_runs_nothing() {
@@ -294,6 +358,44 @@ mod tests {
         assert_eq!(info.address.as_deref(), Some("192.0.2.200"));
         assert_eq!(info.v6address.as_deref(), Some("2001:db8::5"));
         assert_eq!(info.mac.as_deref(), Some("aa:bb:cc:dd:ee:ff"));
+    }
+
+    #[test]
+    fn inspector_bmc_lan6_blocks() {
+        let out = "IPv6 Static Address 0:\n    Enabled:        yes\n    Address:        2001:db8::7/64\n    Status:         active\nIPv6 Static Address 1:\n    Enabled:        no\n    Address:        ::/0\n    Status:         disabled\nIPv6 Dynamic Address 0:\n    Source/Type:    DHCPv6\n    Address:        ::/255\n    Status:         active\n";
+        let blocks = parse_lan6_blocks(out);
+        assert_eq!(blocks.len(), 3);
+        assert!(!blocks[0].dynamic && blocks[2].dynamic);
+        assert_eq!(
+            pick_lan6_address(&blocks).as_deref(),
+            Some("2001:db8::7/64")
+        );
+        assert_eq!(
+            pick_lan6_address(&blocks[1..]),
+            None,
+            "null addresses are skipped"
+        );
+        let link_local = parse_lan6_blocks(LAN6_DYNAMIC.replace("failed", "active").as_str());
+        // IPA does not skip link-local addresses here.
+        assert_eq!(
+            pick_lan6_address(&link_local).as_deref(),
+            Some("fe80::1/64")
+        );
+    }
+
+    #[actix_rt::test]
+    async fn inspector_bmc_mac_of_an_ipv6_only_channel() {
+        let t = Tree::new();
+        t.dir("dev/ipmidev");
+        mknod_char(&t.path("dev/ipmidev/0"));
+        let runner = CannedRunner::default()
+            .with("ipmitool lan print 1", 0, LAN_ZERO)
+            .with("ipmitool lan6 print 1", 0, LAN6_DYNAMIC)
+            .with("ipmitool", 0, "");
+        let mut warnings = Vec::new();
+        let info = detect(&runner, &t.path("dev"), &[], &mut warnings).await;
+        assert_eq!(info.address.as_deref(), Some("0.0.0.0"));
+        assert_eq!(info.mac.as_deref(), Some("11:22:33:44:55:66"));
     }
 
     #[actix_rt::test]

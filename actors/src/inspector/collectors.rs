@@ -55,8 +55,8 @@ pub struct PciDevice {
     pub product_id: String,
     /// Class without `0x`.
     pub class: String,
-    /// Revision without `0x`.
-    pub revision: String,
+    /// Revision without `0x`; null when sysfs has none.
+    pub revision: Option<String>,
     /// The PCI address.
     pub bus: String,
     /// The raw `numa_node` string, null when absent.
@@ -203,7 +203,10 @@ pub async fn run_collectors(
                     managers: managers(),
                 });
             }
-            "pci-devices" => data.pci_devices = Some(pci_devices(sys_root)),
+            "pci-devices" => match pci_devices(sys_root) {
+                Ok(devices) => data.pci_devices = Some(devices),
+                Err(err) => failures.push(err),
+            },
             "numa-topology" => match numa_topology(sys_root) {
                 Ok(topology) => data.numa_topology = Some(topology),
                 Err(err) => tracing::warn!("numa-topology collector: {err}"),
@@ -242,37 +245,39 @@ pub async fn run_collectors(
     Ok(data)
 }
 
-fn strip_hex(s: String) -> String {
-    s.strip_prefix("0x").map(str::to_string).unwrap_or(s)
-}
-
-/// `pci_devices` from `<sys>/bus/pci/devices/*`.
-pub fn pci_devices(sys_root: &Path) -> Vec<PciDevice> {
+/// `pci_devices` from `<sys>/bus/pci/devices/*` (IPA's `collect_pci_devices_info`):
+/// vendor, device and class are required (a device missing one is skipped), revision
+/// and numa_node are optional. An unreadable directory is an inspection failure.
+pub fn pci_devices(sys_root: &Path) -> Result<Vec<PciDevice>, String> {
     let dir = sys_root.join("bus/pci/devices");
-    list_dir(&dir)
+    if let Err(err) = std::fs::read_dir(&dir) {
+        return Err(format!("Failed to get list of PCI devices: {err}"));
+    }
+    Ok(list_dir(&dir)
         .into_iter()
+        .filter(|bus| dir.join(bus).is_dir())
         .filter_map(|bus| {
             let d = dir.join(&bus);
-            let read = |f: &str| read_trimmed(&d.join(f)).map(strip_hex);
-            let (Some(vendor_id), Some(product_id), Some(class), Some(revision)) = (
-                read("vendor"),
-                read("device"),
-                read("class"),
-                read("revision"),
-            ) else {
-                tracing::warn!("PCI device {bus}: incomplete sysfs data, skipped");
+            // IPA keeps what follows the `x` of `0x1234`.
+            let read = |f: &str| {
+                read_trimmed(&d.join(f)).and_then(|v| v.split('x').nth(1).map(str::to_string))
+            };
+            let (Some(vendor_id), Some(product_id), Some(class)) =
+                (read("vendor"), read("device"), read("class"))
+            else {
+                tracing::warn!("PCI device {bus}: no vendor, device or class; skipped");
                 return None;
             };
             Some(PciDevice {
                 vendor_id,
                 product_id,
                 class,
-                revision,
+                revision: read("revision"),
                 numa_node_id: read_trimmed(&d.join("numa_node")),
                 bus,
             })
         })
-        .collect()
+        .collect())
 }
 
 fn numbered(name: &str, prefix: &str) -> Option<u32> {
@@ -282,13 +287,17 @@ fn numbered(name: &str, prefix: &str) -> Option<u32> {
 /// `numa_topology` from `<sys>/devices/system/node` and `<sys>/class/net`.
 pub fn numa_topology(sys_root: &Path) -> Result<NumaTopology, String> {
     let nodes_dir = sys_root.join("devices/system/node");
+    if !nodes_dir.is_dir() {
+        return Err(format!(
+            "Failed to get list of NUMA nodes, NUMA node path does not exist: {}",
+            nodes_dir.display()
+        ));
+    }
     let nodes: Vec<(u32, String)> = list_dir(&nodes_dir)
         .into_iter()
+        .filter(|n| nodes_dir.join(n).is_dir())
         .filter_map(|n| numbered(&n, "node").map(|id| (id, n)))
         .collect();
-    if nodes.is_empty() {
-        return Err(format!("no NUMA nodes under {}", nodes_dir.display()));
-    }
     let mut topology = NumaTopology::default();
     for (id, dir_name) in &nodes {
         let node_dir = nodes_dir.join(dir_name);
@@ -308,6 +317,9 @@ pub fn numa_topology(sys_root: &Path) -> Result<NumaTopology, String> {
         });
         let mut cores: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
         for cpu_name in list_dir(&node_dir) {
+            if !node_dir.join(&cpu_name).is_dir() {
+                continue;
+            }
             let Some(cpu) = numbered(&cpu_name, "cpu") else {
                 continue;
             };

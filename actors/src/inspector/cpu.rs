@@ -80,9 +80,12 @@ pub fn cpu_info(sys_root: &Path, proc_root: &Path, warnings: &mut Vec<String>) -
             .or_else(|| blocks.iter().find_map(|b| get(b, key)))
             .map(str::to_string)
     };
-    let model_name = find_any("model name")
-        .or_else(|| find_any("cpu model"))
-        .filter(|s| !s.is_empty());
+    // IPA: lscpu's "Model name", else "".
+    let model_name = Some(
+        find_any("model name")
+            .or_else(|| find_any("cpu model"))
+            .unwrap_or_default(),
+    );
     let flags = find_any("flags")
         .or_else(|| find_any("features"))
         .map(|f| f.split_whitespace().map(str::to_string).collect())
@@ -205,7 +208,7 @@ mod tests {
         let mut warnings = Vec::new();
         let cpu = cpu_info(&t.path("sys"), &t.path("proc"), &mut warnings);
         assert_eq!(cpu.flags, ["fp", "asimd", "evtstrm"]);
-        assert_eq!(cpu.model_name, None);
+        assert_eq!(cpu.model_name.as_deref(), Some(""));
         assert_eq!(cpu.frequency, "");
         assert_eq!(cpu.count, 1);
         assert_eq!(cpu.socket_count, Some(1));

@@ -227,22 +227,19 @@ pub fn select_disks(rows: Vec<LsblkRow>, sources: &DiskSources) -> Vec<DiskCandi
             continue;
         }
         let props = udev_properties(sources, k);
+        // IPA: `ID_<X> or DM_<X>`; the serial prefers SERIAL_SHORT, then SERIAL.
         let udev_wwn = first_prop(&props, &["ID_WWN", "DM_WWN"]);
-        let udev_serial = first_prop(
-            &props,
-            &[
-                "ID_SERIAL_SHORT",
-                "ID_SERIAL",
-                "DM_SERIAL_SHORT",
-                "DM_SERIAL",
-            ],
-        );
+        let udev_serial_short = first_prop(&props, &["ID_SERIAL_SHORT", "DM_SERIAL_SHORT"]);
+        let udev_serial_long = first_prop(&props, &["ID_SERIAL", "DM_SERIAL"]);
+        // All-values mode (root-device hints): lsblk's value and every udev value.
         let mut all_serials = Vec::new();
         push_distinct(&mut all_serials, row.serial.clone());
-        push_distinct(&mut all_serials, udev_serial.clone());
+        push_distinct(&mut all_serials, udev_serial_short.clone());
+        push_distinct(&mut all_serials, udev_serial_long.clone());
         let mut all_wwns = Vec::new();
         push_distinct(&mut all_wwns, row.wwn.clone());
         push_distinct(&mut all_wwns, udev_wwn.clone());
+        let udev_serial = udev_serial_short.or(udev_serial_long);
         let block = sources.sys_root.join("class/block").join(k);
         let device = BlockDevice {
             name: name.clone(),
@@ -412,7 +409,10 @@ mod tests {
         let sda = &disks[0];
         assert_eq!(sda.device.model.as_deref(), Some("INTEL SSDSC2KB48"));
         assert_eq!(sda.device.serial.as_deref(), Some("PHYS12345"));
-        assert_eq!(sda.all_serials, ["PHYS12345", "PHYS12345-U"]);
+        assert_eq!(
+            sda.all_serials,
+            ["PHYS12345", "PHYS12345-U", "INTEL_SSDSC2KB48_PHYS12345"]
+        );
         assert_eq!(sda.device.wwn.as_deref(), Some("0x55cd2e414e2b1234"));
         assert_eq!(sda.all_wwns, ["0x55cd2e414e2b1234"]);
         assert_eq!(

@@ -63,9 +63,10 @@ pub fn normalize_mac(raw: &str) -> Option<String> {
     ok.then_some(mac)
 }
 
-/// Whether IPA rejects the MAC (locally administered `fa:` prefix, or all zeros).
+/// Whether IPA rejects the MAC: the locally administered `fa:` prefix (IPA's
+/// `get_mac_addr`; an all-zero current address is kept, as in IPA).
 pub fn mac_rejected(mac: &str) -> bool {
-    mac.starts_with("fa:") || mac == "00:00:00:00:00:00"
+    mac.starts_with("fa:")
 }
 
 /// Lists the interfaces of `<sys_root>/class/net`, in name order.

@@ -282,51 +282,65 @@ pub fn parse_hints(hints: &Value) -> Result<Vec<ParsedHint>, String> {
     Ok(out)
 }
 
-/// The device's values for a string hint (all serials/WWNs in all-values mode).
-fn device_strings(c: &DiskCandidate, hint: &str) -> Vec<Value> {
+/// The device's value for a string hint; `serial` and `wwn` are lists (IPA's
+/// all-values mode: lsblk's and udev's values).
+fn device_value(c: &DiskCandidate, hint: &str) -> Value {
     let d = &c.device;
     let opt = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
-    match hint {
-        "serial" if !c.all_serials.is_empty() => {
-            c.all_serials.iter().cloned().map(Value::String).collect()
+    let list = |all: &[String], single: &Option<String>| {
+        let mut values: Vec<Value> = all.iter().cloned().map(Value::String).collect();
+        if values.is_empty() {
+            values.extend(single.clone().map(Value::String));
         }
-        "wwn" if !c.all_wwns.is_empty() => c.all_wwns.iter().cloned().map(Value::String).collect(),
-        "serial" => vec![opt(&d.serial)],
-        "wwn" => vec![opt(&d.wwn)],
-        "model" => vec![opt(&d.model)],
-        "vendor" => vec![opt(&d.vendor)],
-        "wwn_with_extension" => vec![opt(&d.wwn_with_extension)],
-        "wwn_vendor_extension" => vec![opt(&d.wwn_vendor_extension)],
-        "name" => vec![Value::String(d.name.clone())],
-        "hctl" => vec![opt(&d.hctl)],
-        "by_path" => vec![opt(&d.by_path)],
-        "tran" => vec![opt(&d.tran)],
-        _ => vec![Value::Null],
+        Value::Array(values)
+    };
+    match hint {
+        "serial" => list(&c.all_serials, &d.serial),
+        "wwn" => list(&c.all_wwns, &d.wwn),
+        "model" => opt(&d.model),
+        "vendor" => opt(&d.vendor),
+        "wwn_with_extension" => opt(&d.wwn_with_extension),
+        "wwn_vendor_extension" => opt(&d.wwn_vendor_extension),
+        "name" => Value::String(d.name.clone()),
+        "hctl" => opt(&d.hctl),
+        "by_path" => opt(&d.by_path),
+        "tran" => opt(&d.tran),
+        _ => Value::Null,
     }
 }
 
 /// Whether a device matches every parsed hint (ironic-lib `find_devices_by_hints`).
 pub fn device_matches(c: &DiskCandidate, hints: &[ParsedHint]) -> bool {
     hints.iter().all(|hint| match hint {
-        ParsedHint::Str(name, spec) => {
-            let mut values = Vec::new();
-            for v in device_strings(c, name) {
-                match normalize_expression(&py_str(&v), name) {
-                    Ok(n) => values.push(n),
-                    Err(_) => {
-                        tracing::debug!(
-                            "the attribute {name} of {} is empty; skipping the device",
-                            c.device.name
-                        );
-                        return false;
-                    }
+        ParsedHint::Str(name, spec) => match device_value(c, name) {
+            // A list matches when any non-null, non-empty value matches.
+            Value::Array(values) => values
+                .iter()
+                .filter(|v| !v.is_null())
+                .filter_map(|v| normalize_expression(&py_str(v), name).ok())
+                .any(|v| specs_match(&v, spec)),
+            // A single value: Python's str() of it (null is "None"); empty skips.
+            value => match normalize_expression(&py_str(&value), name) {
+                Ok(v) => specs_match(&v, spec),
+                Err(_) => {
+                    tracing::debug!(
+                        "the attribute {name} of {} is empty; skipping the device",
+                        c.device.name
+                    );
+                    false
                 }
-            }
-            values.iter().any(|v| specs_match(v, spec))
-        }
+            },
+        },
         ParsedHint::Int(_, spec) => {
             let gib = c.device.size as f64 / (1u64 << 30) as f64;
-            specs_match(&format!("{gib}"), spec)
+            // IPA compares a float here: numeric operators convert both sides, `s!=` is
+            // always true, and `s==`/`<or>` (float against strings) never match; the
+            // other string operators raise in IPA, so they match nothing here.
+            match parse_spec(spec).0.as_str() {
+                "=" | "==" | "!=" | "<=" | "<" | ">=" | ">" => specs_match(&format!("{gib}"), spec),
+                "s!=" => true,
+                _ => false,
+            }
         }
         ParsedHint::Bool(_, want) => c.device.rotational == *want,
     })
@@ -343,9 +357,6 @@ pub fn find_by_hints<'a>(
 
 /// IPA's `guess_root_disk`: the smallest device of at least 4 GiB, by (size, name).
 pub fn guess_root_disk(devices: &[BlockDevice]) -> Result<BlockDevice, AgentError> {
-    if devices.is_empty() {
-        return Err(AgentError::device_not_found("No devices could be found"));
-    }
     let mut sorted: Vec<&BlockDevice> = devices.iter().collect();
     sorted.sort_by(|a, b| (a.size, &a.name).cmp(&(b.size, &b.name)));
     sorted
@@ -488,7 +499,11 @@ mod tests {
         assert_eq!(err.error_type, "DeviceNotFound");
         assert!(err.details.contains("smaller than 4294967296B"));
         let err = choose_install_device(&json!({}), vec![]).expect_err("none");
-        assert_eq!(err.details, "No devices could be found");
+        assert!(
+            err.details.contains("smaller than 4294967296B"),
+            "{}",
+            err.details
+        );
         // Exactly 4 GiB qualifies.
         let d = choose_install_device(&json!({}), vec![dev("sdz", 4), dev("sdy", 5)]).expect("4");
         assert_eq!(d.name, "/dev/sdz");
@@ -575,10 +590,11 @@ mod tests {
         assert_eq!(pick(json!({"size": "< 20"})).expect("<"), "/dev/sdc");
         assert_eq!(pick(json!({"size": "<= 20"})).expect("<="), "/dev/sdb");
         assert_eq!(pick(json!({"size": "!= 100"})).expect("!="), "/dev/sdb");
-        assert_eq!(
-            pick(json!({"size": "<or> 3 <or> 100"})).expect("or"),
-            "/dev/sda"
-        );
+        // IPA compares the float size with the strings of <or>: never a match; `s!=`
+        // always matches.
+        assert!(pick(json!({"size": "<or> 3 <or> 100"})).is_err());
+        assert!(pick(json!({"size": "s== 100"})).is_err());
+        assert_eq!(pick(json!({"size": "s!= 100"})).expect("s!="), "/dev/sda");
         assert_eq!(pick(json!({"size": "= 21"})).expect("= is >="), "/dev/sda");
         for bad in [
             json!({"size": 0}),
