@@ -126,8 +126,23 @@ impl Agent {
         }
     }
 
+    /// The agent's log without ANSI colour sequences.
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -184,7 +199,13 @@ fn available_node(ironic: &IronicSandbox, name: &str, mac: &str) -> String {
 #[test]
 fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
     let _one = one_ironic();
-    let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    // Fast track: after inspection the same agent looks up (by the UUID inspection
+    // returned) and heartbeats while the node waits in `manageable`.
+    let ironic = IronicSandbox::start(IronicOptions {
+        fast_track: true,
+        ..IronicOptions::default()
+    })
+    .expect("start Ironic");
     let mac = "02:fc:00:00:0a:01";
     let node = ironic
         .create_node("inspect-0", json!({}))
@@ -228,6 +249,23 @@ fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
     assert_eq!(stored["inventory"]["cpu"]["model_name"], "Fixture CPU");
     let logs = agent.logs();
     assert!(logs.contains("inspection data accepted"), "{logs}");
+
+    // The lookup carried the node UUID from inspection, survived the conductor's 409
+    // (node locked by the inspection hooks) and the first heartbeat was accepted.
+    let expected = format!("http://127.0.0.1:{}", agent.port);
+    let info = wait_for("the agent's heartbeat", Duration::from_secs(60), || {
+        let node = ironic.node(&node).ok()?;
+        let info = node["driver_internal_info"].clone();
+        (info["agent_url"] == expected.as_str()).then_some(info)
+    });
+    assert!(!info["agent_last_heartbeat"].is_null(), "{info}");
+    agent.assert_running();
+    let logs = agent.logs();
+    assert!(
+        logs.contains(&format!("node=Some(\"{node}\")")),
+        "the lookup did not carry the UUID from inspection: {logs}"
+    );
+    assert!(logs.contains("heartbeat accepted"), "{logs}");
 }
 
 /// Deploys `node` (already `available`) with the test manager's `test_sleep` as a user
