@@ -9,10 +9,16 @@ need_apt=()
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
     "openssl:openssl" "python3-venv:" \
     "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
-    "lshw:lshw" ; do
+    "lshw:lshw" \
+    "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
+    "xz-utils:xz" "pkg-config:pkg-config" \
+    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+    else
+        # libraries (no binary to look for): ask dpkg
+        dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
     fi
 done
 # dbus-daemon: private buses for tests/systemd_supervisor.rs (systemd, util-linux above).
@@ -27,6 +33,8 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
 mkdir -p "${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}"
+# The real coreos-installer for tests/coreos_installer.rs (cached; ~3.5 min cold).
+bash tests/harness/coreos/install-coreos-installer.sh >/dev/null
 if [[ -x tests/harness/ironic/setup.sh ]]; then
     bash tests/harness/ironic/setup.sh
 fi
