@@ -7,12 +7,12 @@ need_apt=()
 # lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's
 # tests; lshw is used by the reference IPA in the inventory parity test (not by us).
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
-               "openssl:openssl" \
-               "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
-               "xz-utils:xz" "pkg-config:pkg-config" \
-               "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
-               "lshw:lshw" \
-               "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
+    "openssl:openssl" "python3-venv:" \
+    "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
+    "lshw:lshw" \
+    "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
+    "xz-utils:xz" "pkg-config:pkg-config" \
+    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -834,12 +834,12 @@ async fn logs_inventory_and_node_info() {
         .iter()
         .any(|argv| argv.first().is_some_and(|p| p == "dmesg")));
 
-    // The inspector skeleton has no inventory yet: a FAILED result, dotted name.
+    // With the inspector merged, the (fixture-rooted, empty) inventory comes back.
     let inventory = run(&h, "poll.get_hardware_info", json!({}), true)
         .await
         .expect("stored");
-    assert_eq!(inventory.command_name, "poll.get_hardware_info");
-    assert_eq!(inventory.command_status, CommandStatus::Failed);
+    assert_eq!(inventory.command_name, "get_hardware_info");
+    assert_eq!(inventory.command_status, CommandStatus::Succeeded);
 
     // Standalone: set_node_info caches the node.
     let set = run(
