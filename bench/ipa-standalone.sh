@@ -14,9 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 port=$1 token=$2; shift 2
 venv=${IPA_VENV:-${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}/ipa-venv}
 [[ -x $venv/bin/python && -x $venv/bin/ironic-python-agent ]] || { echo "no IPA in $venv: run bench/setup-ipa.sh" >&2; exit 1; }
-dir_args=()
-[[ -n ${BENCH_SANDBOX_DIR:-} ]] && dir_args=(--dir "$BENCH_SANDBOX_DIR")
-exec "$HERE/sandbox/run.sh" "${dir_args[@]}" "$venv/bin/python" "$HERE/ipa_standalone.py" \
+exec "$HERE/sandbox/run.sh" "$venv/bin/python" "$HERE/ipa_standalone.py" \
     --agent_token "$token" \
     --listen_host 127.0.0.1 --listen_port "$port" \
     --advertise_host 127.0.0.1 --advertise_port "$port" \

@@ -6,7 +6,8 @@
 #
 # CMD runs in new mount and PID namespaces (inner.sh sets them up); it keeps
 # the host network namespace so that a loopback listener is reachable, and
-# `ip` is read-only inside. DIR (default: a new temp dir, printed on stderr)
+# `ip` is read-only inside. DIR (default: $BENCH_SANDBOX_DIR, else a new temp
+# dir, printed on stderr)
 # receives shim.log (every call a shim intercepted; empty after a clean run)
 # and exec-stamp (wall time, in seconds, just before CMD is started).
 #
@@ -16,7 +17,7 @@
 # the namespace.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-dir=
+dir=${BENCH_SANDBOX_DIR:-}
 if [[ ${1:-} == --dir ]]; then dir=$2; shift 2; fi
 (($#)) || { echo "usage: $0 [--dir DIR] CMD [ARGS...]" >&2; exit 2; }
 if [[ -z $dir ]]; then
