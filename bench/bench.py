@@ -471,7 +471,7 @@ def report(args, agents, starts, http, sizes, began, log_lines):
         "change here would be a bug): " +
         "; ".join(f"{k}: " + ", ".join(f"`{c}`" for c in v) for k, v in shim_calls.items()) + ".",
         "",
-        "- agent under test: `" + " ".join(ours.argv("{port}")) + "`",
+        "- agent under test: `" + " ".join(ours.argv("{port}")) + "`" + ours_version(ours),
         "- reference: `" + " ".join(base.argv("{port}")) + "`",
         f"- cold start: spawn, then `GET /v1/status` every {POLL_S * 1000:.0f} ms until 200; "
         "measured from the sandbox's timestamp just before it starts the agent "
@@ -493,6 +493,18 @@ def report(args, agents, starts, http, sizes, began, log_lines):
         "```",
     ] + log_lines + ["```", ""]
     return "\n".join(lines)
+
+
+def ours_version(agent):
+    binary = agent.binary()
+    if not binary:
+        return ""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return f" (`--version`: {out.splitlines()[0]})" if out else ""
 
 
 def size_rows(args, ours):

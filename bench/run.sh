@@ -20,14 +20,16 @@ args=(--ipa-venv "$venv")
 if [[ -z ${AGENT_CMD:-} ]]; then
     cargo build -j"${JOBS:-2}" --release --bin ironic-agent
     bin=$repo/target/release/ironic-agent
+    image=localhost/ironic-agent:bench   # own tag: leaves :latest to the tests
     if [[ ${BENCH_IMAGE:-1} == 0 ]]; then
         args+=(--image-skip-reason "skipped (BENCH_IMAGE=0)")
     elif ! command -v podman >/dev/null; then
         args+=(--image-skip-reason "podman is not installed (make deps)")
-    elif out=$(BINARY=$bin PROFILE=release bash container/build-image.sh 2>&1) &&
+    elif out=$(IMAGE=$image BINARY=$bin PROFILE=release bash container/build-image.sh 2>&1) &&
          bytes=$(grep -oP '^built .*: \K[0-9]+(?= bytes)' <<<"$out"); then
         echo "$out"
         args+=(--image-bytes "$bytes")
+        podman rmi "$image" >/dev/null 2>&1 || true
     else
         echo "$out" >&2
         args+=(--image-skip-reason "container/build-image.sh failed")
