@@ -167,9 +167,15 @@ def proc_status(pid, key):
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of all the process's threads, in ns precision (schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass   # a thread that just ended
+    return total / 1e9
 
 
 # ------------------------------------------------------------------ http --
@@ -399,8 +405,9 @@ def report(args, agents, starts, http, sizes, began, log_lines):
                   summary(b["idle_rss"]), "MiB", 1 / 10),
     ]
     if o["inv_error"] or b["inv_error"]:
-        rows.append(ratio_row("RSS after an inventory (VmHWM, peak; inventory failed)",
-                              summary(o["hwm"]), summary(b["hwm"]), "MiB", 1 / 10))
+        rows.append(ratio_row("peak RSS (VmHWM) — no verdict: an inventory failed, so "
+                              "this is not RSS after an inventory",
+                              summary(o["hwm"]), summary(b["hwm"]), "MiB"))
     else:
         rows.append(ratio_row("RSS after an inventory (VmHWM)", summary(o["hwm"]),
                               summary(b["hwm"]), "MiB", 1 / 10))
@@ -460,6 +467,10 @@ def report(args, agents, starts, http, sizes, began, log_lines):
         "|---|---|---|---|---|---|",
     ]
     lines += [r for r in rows if r]
+    if http is not None:
+        lines += ["", "wrk errors (non-2xx answers + socket errors), all runs: " + "; ".join(
+            f"{a.label} {name}: {http[a.label][name]['errors']}"
+            for a in agents for name, _ in ENDPOINTS) + "."]
     lines += [
         "",
         "## How it was measured",
@@ -471,12 +482,12 @@ def report(args, agents, starts, http, sizes, began, log_lines):
         "change here would be a bug): " +
         "; ".join(f"{k}: " + ", ".join(f"`{c}`" for c in v) for k, v in shim_calls.items()) + ".",
         "",
-        "- agent under test: `" + " ".join(ours.argv("{port}")) + "`" + ours_version(ours),
-        "- reference: `" + " ".join(base.argv("{port}")) + "`",
+        "- agent under test: `" + shown(ours.argv("{port}")) + "`" + ours_version(ours),
+        "- reference: `" + shown(base.argv("{port}")) + "`",
         f"- cold start: spawn, then `GET /v1/status` every {POLL_S * 1000:.0f} ms until 200; "
         "measured from the sandbox's timestamp just before it starts the agent "
-        "(the second row from spawning the sandbox). CPU time: utime+stime of the agent "
-        "process at that moment.",
+        "(the second row from spawning the sandbox). CPU time: the agent process's threads "
+        "(`/proc/<pid>/task/*/schedstat`) at that moment.",
         f"- RSS: `/proc/<agent pid>/status` VmRSS {SETTLE_S:g} s after it answered; VmHWM "
         "after two `poll.get_hardware_info` calls.",
         "- inventory: `POST /v1/commands/?wait=true` with `poll.get_hardware_info`, "
@@ -493,6 +504,12 @@ def report(args, agents, starts, http, sizes, began, log_lines):
         "```",
     ] + log_lines + ["```", ""]
     return "\n".join(lines)
+
+
+def shown(argv):
+    """A command line for the report, paths inside the repository made relative."""
+    return " ".join(os.path.relpath(w, REPO) if w.startswith(REPO + "/") else w
+                    for w in argv)
 
 
 def ours_version(agent):
