@@ -588,6 +588,10 @@ def main():
         print(msg, flush=True)
         log_lines.append(msg)
 
+    if os.geteuid() != 0:
+        print("bench: run as root (the sandbox needs mount and PID namespaces)",
+              file=sys.stderr)
+        return 2
     began = datetime.now(timezone.utc)
     os.environ["IPA_VENV"] = args.ipa_venv
     try:
