@@ -223,7 +223,8 @@ def inventory(port):
     if status == 200 and doc.get("command_status") == "SUCCEEDED" and doc.get("command_result"):
         return dt, None
     err = doc.get("command_error") or {}
-    detail = err.get("details") or err.get("message") or body[:200].decode(errors="replace")
+    detail = (err.get("details") or err.get("message") or
+              body[:200].decode(errors="replace") or "(empty body)")
     return None, f"HTTP {status} {doc.get('command_status', '')}: {detail}".strip()
 
 
