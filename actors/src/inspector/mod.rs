@@ -303,6 +303,23 @@ pub fn log_warnings(warnings: &[String]) {
     }
 }
 
+/// The disks an install may target: `disks` minus those holding a mounted
+/// filesystem of this system (never offered, whatever the hints say).
+pub fn install_candidates(
+    mut disks: Vec<DiskCandidate>,
+    paths: &crate::config::HostPaths,
+) -> Vec<DiskCandidate> {
+    let in_use = crate::host::disks_in_use(&paths.proc_root, &paths.sys_root);
+    disks.retain(|disk| {
+        let busy = in_use.contains(disk.device.name.trim_start_matches("/dev/"));
+        if busy {
+            tracing::warn!(device = %disk.device.name, "not offered for installation: it holds a mounted filesystem");
+        }
+        !busy
+    });
+    disks
+}
+
 /// What `ironic-agent inventory` prints: the inventory JSON (IPA's key order), or with
 /// hints the chosen disk. Used by the binary; runs tools with a [`ProcessRunner`].
 pub async fn inventory_command(
@@ -321,7 +338,7 @@ pub async fn inventory_command(
                 AgentError::invalid_params(format!("--root-device-hints is not JSON: {e}"))
             })?;
             let node = serde_json::json!({"instance_info": {"root_device": hints}});
-            let disks = sources.disks(&mut warnings).await;
+            let disks = install_candidates(sources.disks(&mut warnings).await, &config.paths);
             log_warnings(&warnings);
             warnings.clear();
             serde_json::to_string_pretty(&root_device::choose_install_device(&node, disks)?)
