@@ -41,7 +41,7 @@ cleanup() {
         losetup -d "$LOOP" 2>/dev/null
     fi
     bash "$HARNESS/coreos/udevd.sh" stop "$WORK/udevd" >/dev/null 2>&1
-    rm -rf "$WORK/disk.img" "$WORK/host-root" "$WORK/www" "$WORK/agent-state"
+    rm -rf "$WORK/disk.img" "$WORK/boot.ext4" "$WORK/host-root" "$WORK/www" "$WORK/agent-state"
     echo
     echo "logs: $WORK  (ironic/ironic.log, agent.log, http.log)"
     [[ $rc == 0 ]] && echo "demo: OK, everything torn down" || echo "demo: FAILED (exit $rc), everything torn down"
@@ -100,3 +100,20 @@ python3 "$REPO/scripts/demo_driver.py"
 say "partition table of $LOOP after the deploy:"
 partx -u "$LOOP" >/dev/null 2>&1 || true
 sgdisk -p "$LOOP" | sed -n '/^Number/,$p' | sed 's/^/           /'
+# read the boot file system back without mounting: partition 3 copied out by its GPT offsets
+blockdev --flushbufs "$LOOP" 2>/dev/null || true
+first=$(sgdisk -i 3 "$LOOP" | awk '/First sector/{print $3}')
+last=$(sgdisk -i 3 "$LOOP" | awk '/Last sector/{print $3}')
+dd if="$LOOP" of="$WORK/boot.ext4" bs=512 skip="$first" count=$((last - first + 1)) status=none
+IGN=$(debugfs -R 'cat /ignition/config.ign' "$WORK/boot.ext4" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    sys.exit("no Ignition config on the boot partition")
+files = [f["path"] for f in d.get("storage", {}).get("files", [])]
+print("Ignition on the boot partition: version %s, files %s" % (d["ignition"]["version"], ", ".join(files)))') \
+    || { echo "demo: no Ignition config found on the boot partition" >&2; exit 1; }
+say "$IGN"
+KARGS=$(debugfs -R 'cat /loader/entries/ostree-1-fedora-coreos.conf' "$WORK/boot.ext4" 2>/dev/null | sed -n 's/^options //p')
+say "kernel arguments: $KARGS"

@@ -19,10 +19,9 @@ AGENT_LOG = os.path.join(WORK, "agent.log")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Agent log lines worth showing in the timeline (the rest stays in agent.log).
 SHOW = re.compile(
-    r"inspection data accepted|looked up|lookup succeeded|Executing CoreOS installer|"
-    r"coreos-installer: |Install complete|running (clean|deploy) step|step .* (finished|failed)|"
-    r"execute_(clean|deploy)_step|erase|ERROR|WARN",
-    re.IGNORECASE,
+    r"inspection data accepted|lookup succeeded node=|running command|executing step|"
+    r"Executing CoreOS installer|coreos-installer: (Downloading image|Read disk|Writing Ignition|"
+    r"Modifying kernel|Install complete|Error)|command finished|failed|ERROR"
 )
 
 
@@ -46,6 +45,7 @@ def api(method, path, body=None):
 class Timeline:
     def __init__(self, node):
         self.node, self.state, self.log_pos, self.seen_heartbeat = node, None, 0, False
+        self.last_line = None
 
     def poll(self):
         n = api("GET", "/v1/nodes/%s" % self.node)
@@ -71,10 +71,15 @@ class Timeline:
             show = SHOW.search(line)
             if not show and "heartbeat accepted" in line and not self.seen_heartbeat:
                 self.seen_heartbeat = show = True
-            if show:
-                # drop the timestamp and module path: "<ts> LEVEL target: msg"
-                m = re.match(r"\S+Z\s+(\w+)\s+(.*)", line)
-                say("  agent: %s" % ("%s %s" % m.groups() if m else line)[:150])
+            if show and not re.search(r"coreos-installer: [}\s]", line):
+                # "<ts> LEVEL span{..}:span{..}: msg" -> "msg"
+                m = re.match(r"\S+Z\s+(\w+)\s+(?:.*\}: )?(.*)", line)
+                text = m.group(2) if m else line
+                if m and m.group(1) in ("WARN", "ERROR"):
+                    text = "%s %s" % (m.group(1), text)
+                if text != self.last_line:
+                    say("  agent: %s" % text[:140])
+                self.last_line = text
 
     def wait(self, wanted, timeout):
         deadline = time.time() + timeout
