@@ -386,3 +386,63 @@ fn lookup_timeout_exits_non_zero_with_a_clear_error() {
     let logs = agent.logs();
     assert!(logs.contains("Could not look up node info"), "{logs}");
 }
+
+/// Issue 9, scenario 9 (failure injection, the step part): a deploy step raising an
+/// error (the test manager's `test_fail`) puts the node in `deploy failed` with our
+/// error text in `last_error`; the conductor then collects our logs
+/// (`log.collect_system_logs`, `deploy_logs_collect = on_failure`) and stores a valid
+/// tar.gz in the run dir's deploy-logs.
+#[test]
+fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    let mac = "02:fc:00:00:0e:01";
+    let node = available_node(&ironic, "deploy-fail-0", mac);
+    let text = "e2e injected failure 4711";
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_fail",
+                                     "priority": 80, "args": {"message": text}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    let done = ironic.wait_for_provision_state(&node, &["deploy failed"], STATE_TIMEOUT);
+    agent.assert_running();
+    let done = done.unwrap_or_else(|err| {
+        panic!(
+            "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
+            agent.logs(),
+            ironic.log_tail(60)
+        )
+    });
+    let last_error = done["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains(text),
+        "last_error {last_error:?} lacks our text\n--- agent log ---\n{}",
+        agent.logs()
+    );
+    let logs_dir = ironic.run_dir().expect("run dir").join("deploy-logs");
+    let stored = wait_for("the collected deploy logs", Duration::from_secs(30), || {
+        std::fs::read_dir(&logs_dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains(&node))
+    });
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&stored)
+        .output()
+        .expect("tar");
+    assert!(
+        listing.status.success() && !listing.stdout.is_empty(),
+        "{} is not a valid tar.gz: {}",
+        stored.display(),
+        String::from_utf8_lossy(&listing.stderr)
+    );
+}
