@@ -446,3 +446,54 @@ fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected()
         String::from_utf8_lossy(&listing.stderr)
     );
 }
+
+/// Issue 9, scenario 9 (Ironic outage): the conductor is stopped while the agent runs a
+/// deploy step and heartbeats, stays down for a while, then comes back in the same run
+/// dir and port (`IronicSandbox::restart`); the agent keeps retrying its heartbeats,
+/// gets through again and the deploy finishes (`active`).
+#[test]
+fn agent_recovers_when_ironic_is_down_mid_heartbeating() {
+    let _one = one_ironic();
+    let mut ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    let mac = "02:fc:00:00:0f:01";
+    let node = available_node(&ironic, "outage-0", mac);
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
+                                     "priority": 80, "args": {"seconds": 20}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    wait_for("the step to run on the agent", STATE_TIMEOUT, || {
+        agent.logs().contains("test_sleep").then_some(())
+    });
+    let down = Instant::now();
+    let opts = ironic.options();
+    // stop.sh + a pause + start.sh: the API is gone for well over a heartbeat interval
+    ironic
+        .restart_after(opts, Duration::from_secs(12))
+        .expect("restart Ironic");
+    eprintln!("Ironic was down for {:.1} s", down.elapsed().as_secs_f64());
+    let done = ironic.wait_for_provision_state(&node, &["active"], Duration::from_secs(120));
+    agent.assert_running();
+    done.unwrap_or_else(|err| {
+        panic!(
+            "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
+            agent.logs(),
+            ironic.log_tail(60)
+        )
+    });
+    let logs = agent.logs();
+    let failed = logs.find("heartbeat failed").unwrap_or_else(|| {
+        panic!("no failed heartbeat while Ironic was down:\n{logs}");
+    });
+    assert!(
+        logs[failed..].contains("heartbeat accepted"),
+        "no accepted heartbeat after the outage:\n{logs}"
+    );
+}

@@ -217,6 +217,14 @@ impl IronicSandbox {
         self.run_start()
     }
 
+    /// Like `restart`, with Ironic kept down for `pause` in between (an outage).
+    pub fn restart_after(&mut self, opts: IronicOptions, pause: Duration) -> Result<()> {
+        self.stop()?;
+        std::thread::sleep(pause);
+        self.opts = opts;
+        self.run_start()
+    }
+
     fn stop(&self) -> Result<()> {
         let dir = self.run_dir_str()?;
         let out = run_script("stop.sh", &[dir.as_str()])?;
