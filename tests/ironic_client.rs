@@ -250,6 +250,39 @@ fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
     let logs = agent.logs();
     assert!(logs.contains("inspection data accepted"), "{logs}");
 
+    // Issue 9, scenario 1: the stored inventory equals `ironic-agent inventory` for the
+    // same roots (nothing in this fixture changes between calls).
+    let root = agent._dir.path();
+    let r = |rel: &str| root.join(rel).display().to_string();
+    let cli = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
+        .args([
+            "inventory",
+            "--config-file",
+            &r("agent.conf"),
+            "--cmdline-file",
+            &r("cmdline"),
+            "--sys-root",
+            &r("sys"),
+            "--proc-root",
+            &r("proc"),
+            "--dev-root",
+            &r("dev"),
+            "--block-device-allowlist",
+            "/dev/does-not-exist",
+        ])
+        .output()
+        .expect("ironic-agent inventory");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&cli.stdout).expect("inventory JSON");
+    assert_eq!(
+        stored["inventory"], printed,
+        "Ironic's stored inventory differs from `ironic-agent inventory`"
+    );
+
     // The lookup carried the node UUID from inspection, survived the conductor's 409
     // (node locked by the inspection hooks) and the first heartbeat was accepted.
     let expected = format!("http://127.0.0.1:{}", agent.port);
