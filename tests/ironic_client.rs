@@ -530,3 +530,55 @@ fn agent_recovers_when_ironic_is_down_mid_heartbeating() {
         "no accepted heartbeat after the outage:\n{logs}"
     );
 }
+
+/// Issue 9, scenario 9 (agent killed mid-step): SIGKILL while a deploy step runs; with
+/// the harness's short callback timeout (20 s) the conductor notices the silence and
+/// fails the deploy with a timeout — nothing hangs.
+#[test]
+fn agent_killed_mid_step_ends_in_deploy_failed_by_timeout() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions {
+        short_callback_timeout: true,
+        ..IronicOptions::default()
+    })
+    .expect("start Ironic");
+    let mac = "02:fc:00:00:10:01";
+    let node = available_node(&ironic, "killed-0", mac);
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
+                                     "priority": 80, "args": {"seconds": 600}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    wait_for("the step to run on the agent", STATE_TIMEOUT, || {
+        agent.logs().contains("test_sleep").then_some(())
+    });
+    agent.assert_running();
+    agent.child.kill().expect("SIGKILL the agent");
+    let _ = agent.child.wait();
+    let killed = Instant::now();
+    let done = ironic
+        .wait_for_provision_state(&node, &["deploy failed"], Duration::from_secs(90))
+        .unwrap_or_else(|err| {
+            panic!(
+                "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
+                agent.logs(),
+                ironic.log_tail(60)
+            )
+        });
+    eprintln!(
+        "deploy failed {:.1} s after the agent was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    let last_error = done["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("Timeout reached while waiting for callback"),
+        "{last_error:?}"
+    );
+}

@@ -51,6 +51,9 @@ pub struct IronicOptions {
     /// `[conductor] automated_clean`: `provide` and undeploy go through
     /// cleaning (the erase steps stay at priority 0).
     pub automated_clean: bool,
+    /// `[conductor] deploy_callback_timeout` / `clean_callback_timeout` of 20 s instead
+    /// of 180 s: a vanished agent is noticed quickly (start.sh --short-callback-timeout).
+    pub short_callback_timeout: bool,
 }
 
 impl IronicOptions {
@@ -64,6 +67,9 @@ impl IronicOptions {
         }
         if self.automated_clean {
             flags.push("--automated-clean");
+        }
+        if self.short_callback_timeout {
+            flags.push("--short-callback-timeout");
         }
         flags
     }
