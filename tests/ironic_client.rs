@@ -453,7 +453,7 @@ fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected()
             ironic.log_tail(60)
         )
     });
-    let last_error = done["last_error"].as_str().unwrap_or_default();
+    let last_error = last_error_of(&ironic, &node, done);
     assert!(
         last_error.contains(text),
         "last_error {last_error:?} lacks our text\n--- agent log ---\n{}",
@@ -576,9 +576,27 @@ fn agent_killed_mid_step_ends_in_deploy_failed_by_timeout() {
         "deploy failed {:.1} s after the agent was killed",
         killed.elapsed().as_secs_f64()
     );
-    let last_error = done["last_error"].as_str().unwrap_or_default();
+    // The conductor saves the state before its error handler saves last_error.
+    let last_error = last_error_of(&ironic, &node, done);
     assert!(
         last_error.contains("Timeout reached while waiting for callback"),
         "{last_error:?}"
     );
+}
+
+/// The node's `last_error`, waiting (bounded) for it: after a failure the conductor saves
+/// the new provision state before its error handler saves `last_error`.
+fn last_error_of(ironic: &IronicSandbox, node: &str, seen: Value) -> String {
+    let mut current = seen;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(text) = current["last_error"].as_str().filter(|t| !t.is_empty()) {
+            return text.to_string();
+        }
+        if Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        current = ironic.node(node).unwrap_or(current);
+    }
 }
