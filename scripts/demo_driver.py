@@ -75,6 +75,9 @@ class Timeline:
                 # "<ts> LEVEL span{..}:span{..}: msg" -> "msg"
                 m = re.match(r"\S+Z\s+(\w+)\s+(?:.*\}: )?(.*)", line)
                 text = m.group(2) if m else line
+                step = re.search(r"step\{step=(\w+)", line)
+                if step and text.startswith("executing step"):
+                    text = "executing step %s" % step.group(1)
                 if m and m.group(1) in ("WARN", "ERROR"):
                     text = "%s %s" % (m.group(1), text)
                 if text != self.last_line:
