@@ -122,6 +122,7 @@ impl Agent {
 pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
     let system = actix::System::new();
     let code = system.block_on(async move {
+        fix_host_hostname(&config).await?;
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
@@ -155,6 +156,26 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         anyhow::Ok(0)
     })?;
     Ok(code)
+}
+
+/// The CoreOS hardware manager's start-up hostname fix, before any actor starts.
+///
+/// Skipped (one warning) when the host root does not exist; a failure stops start-up.
+pub async fn fix_host_hostname(config: &AgentConfig) -> anyhow::Result<()> {
+    let root = &config.paths.host_root;
+    if !root.is_dir() {
+        tracing::warn!(
+            host_root = %root.display(),
+            "CoreOS hostname fix skipped: there is no host root"
+        );
+        return Ok(());
+    }
+    let runner = ProcessRunner::default();
+    ironic_agent_actors::installer::fix_hostname(config, &runner)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", err.details))
+        .context("start-up stopped")?;
+    Ok(())
 }
 
 /// Waits for the first SIGTERM or SIGINT.
