@@ -20,8 +20,6 @@ use crate::inspector::CollectInventory;
 use crate::installer::RunStep;
 use crate::power::{PowerAction, PowerControl};
 
-use super::logs;
-
 /// Whether a command answers at once or runs in the background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -400,7 +398,14 @@ pub fn execute(
             }
             ("log", "collect_system_logs") => {
                 kw.only(&[])?;
-                let archive = logs::collect(env.runner.as_ref(), &env.config.paths).await?;
+                let paths = &env.config.paths;
+                let archive = crate::logs::collect_system_logs(
+                    &paths.host_root,
+                    &paths.proc_root,
+                    env.runner.as_ref(),
+                    &crate::logs::secrets_of(&env.config),
+                )
+                .await?;
                 Ok(json!({ "system_logs": archive }))
             }
             ("rescue", "finalize_rescue") => {

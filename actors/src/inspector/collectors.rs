@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::inventory::{BlockDevice, Inventory};
 use super::root_device::guess_root_disk;
 use super::sysfs::{list_dir, read_trimmed};
-use super::{system_logs, InventorySources};
+use super::InventorySources;
 use crate::errors::AgentError;
 use crate::host::{CommandRunner, CommandSpec};
 
@@ -215,10 +215,11 @@ pub async fn run_collectors(
                 Ok(dmi) => data.dmi = Some(dmi),
                 Err(err) => tracing::warn!("dmi-decode collector: {err}"),
             },
-            "logs" => match system_logs::collect_system_logs(
-                runner,
+            "logs" => match crate::logs::collect_system_logs(
                 &sources.host_root,
                 &sources.proc_root,
+                runner,
+                &sources.log_secrets,
             )
             .await
             {
