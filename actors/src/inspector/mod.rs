@@ -76,6 +76,8 @@ pub struct InventorySources {
     pub dhcp_all_interfaces: bool,
     /// Secrets (the agent token) the `logs` collector replaces by `***`.
     pub log_secrets: Vec<String>,
+    /// `configuration.managers`: the hardware engine's managers, in dispatch order.
+    pub managers: Vec<collectors::ManagerInfo>,
 }
 
 impl InventorySources {
@@ -100,6 +102,7 @@ impl InventorySources {
             dhcp_wait_timeout: std::time::Duration::from_secs(config.inspection_dhcp_wait_timeout),
             dhcp_all_interfaces: config.inspection_dhcp_all_interfaces,
             log_secrets: crate::logs::secrets_of(config),
+            managers: collectors::managers(&crate::hardware::ManagerSet::standard(config)),
         }
     }
 
