@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
+for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "gdisk:sgdisk" "e2fsprogs:mkfs.ext4" "dosfstools:mkfs.vfat" "qemu-utils:qemu-img" "coreutils:shred" "systemd:systemd-analyze" \
                "openssl:openssl" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then

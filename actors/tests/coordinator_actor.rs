@@ -374,9 +374,8 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
 
     // Steps whose real work belongs to later issues fail clearly.
     for (kind, step, args) in [
-        ("deploy", "write_image", json!({"image_info": {"id": "x"}})),
         ("deploy", "install_coreos", json!({})),
-        ("clean", "erase_devices", json!({})),
+        ("clean", "burnin_cpu", json!({})),
         ("service", "apply_configuration", json!({"raid_config": {}})),
     ] {
         let result = run(
@@ -855,6 +854,7 @@ async fn logs_inventory_and_node_info() {
 #[actix_rt::test]
 async fn async_commands_that_are_not_implemented_fail_clearly() {
     let h = start(false);
+    // prepare_image is implemented (tests/generic_steps.rs); an unusable checksum is a 400.
     let image_info = json!({"id": "img", "urls": ["http://x/img"], "checksum": "abc"});
     let prepare = run(
         &h,
@@ -863,14 +863,9 @@ async fn async_commands_that_are_not_implemented_fail_clearly() {
         true,
     )
     .await
-    .expect("stored");
-    assert_eq!(prepare.command_name, "prepare_image");
-    assert_eq!(prepare.command_status, CommandStatus::Failed);
-    assert!(prepare
-        .command_error
-        .expect("error")
-        .details
-        .contains("prepare_image is not implemented in this agent yet"));
+    .expect_err("400");
+    assert_eq!(prepare.code, 400, "{prepare:?}");
+    assert_eq!(prepare.error_type, "InvalidCommandParamsError");
     let bootloader = run(
         &h,
         "image.install_bootloader",

@@ -1,6 +1,11 @@
 //! Installer runner: coreos-installer, image writes and other long subprocesses.
 
-pub use steps::RunStep;
+pub use steps::{RunStep, StepEnv};
+pub mod disks;
+pub mod erase;
+pub mod failures;
+pub mod image;
+pub mod progress;
 mod steps;
 
 mod actor;

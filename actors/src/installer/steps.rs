@@ -1,8 +1,45 @@
 //! Step work requested by the hardware managers and the standby/image commands.
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::AgentConfig;
 use crate::hardware::{StepError, StepResult};
+use crate::host::{CommandRunner, DeviceAllowlist};
 
 use super::InstallerRunner;
+
+/// What the step modules use: configuration, the host runner, the allow-list.
+#[derive(Debug, Clone)]
+pub struct StepEnv {
+    /// The agent configuration.
+    pub config: Arc<AgentConfig>,
+    /// Runs host programs.
+    pub runner: Arc<dyn CommandRunner>,
+    /// Devices destructive work may touch (from `block_device_allowlist`).
+    pub allowlist: DeviceAllowlist,
+    /// Where the running command's progress goes.
+    pub progress: super::progress::ProgressSink,
+}
+
+/// Runs one step by name; `None` when this agent does not implement it.
+pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
+    let result = match msg.step.as_str() {
+        "erase_devices_metadata" => super::erase::erase_devices_metadata(&env).await,
+        "erase_devices" => super::erase::erase_devices(&env, &msg.node, false).await,
+        "erase_devices_express" => super::erase::erase_devices(&env, &msg.node, true).await,
+        "prepare_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
+            .await
+            .map(Value::String),
+        "write_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
+            .await
+            .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") })),
+        "get_partition_uuids" => Ok(super::image::partition_uuids()),
+        _ => return None,
+    };
+    Some(result.map_err(StepError::Agent))
+}
 
 /// Request: run the host work of a step or command (erase, RAID, image write,
 /// `install_coreos`, bootc, boot loader…). Arguments were already validated by
@@ -29,11 +66,25 @@ impl actix::Message for RunStep {
 }
 
 impl actix::Handler<RunStep> for InstallerRunner {
-    type Result = StepResult;
+    type Result = actix::ResponseFuture<StepResult>;
 
     fn handle(&mut self, msg: RunStep, _ctx: &mut Self::Context) -> Self::Result {
-        tracing::warn!(step = %msg.step, "step requested but not implemented yet");
-        Err(StepError::not_implemented(&msg.step))
+        let env = StepEnv {
+            config: Arc::new(self.config().clone()),
+            runner: self.runner().clone(),
+            allowlist: DeviceAllowlist::new(self.config().block_device_allowlist.iter()),
+            progress: super::progress::global().clone(),
+        };
+        Box::pin(async move {
+            let step = msg.step.clone();
+            match dispatch(env, msg).await {
+                Some(result) => result,
+                None => {
+                    tracing::warn!(step = %step, "step requested but not implemented yet");
+                    Err(StepError::not_implemented(&step))
+                }
+            }
+        })
     }
 }
 
