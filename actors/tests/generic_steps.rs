@@ -397,3 +397,542 @@ async fn standin_concurrent_erase_touches_only_allow_listed_disks() {
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(calls.iter().all(|c| !c.contains("vda")), "{calls:?}");
 }
+
+// --- write_image / prepare_image ------------------------------------------------------
+
+fn image_info(id: &str, urls: &[String], checksum: &str, format: &str, stream: bool) -> Value {
+    json!({"id": id, "urls": urls, "os_hash_algo": "sha256", "os_hash_value": checksum,
+           "disk_format": format, "container_format": "bare", "stream_raw_images": stream,
+           "image_type": "whole-disk"})
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}")
+}
+
+struct ImageCase {
+    _dir: tempfile::TempDir,
+    disk: LoopDev,
+    server: TestServer,
+    addr: Addr<InstallerRunner>,
+}
+
+fn image_case(disk_size: u64, tweak: impl FnOnce(&mut AgentConfig)) -> ImageCase {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = LoopDev::new(dir.path(), "disk.img", disk_size);
+    let mut cfg = config(dir.path(), &[&disk]);
+    tweak(&mut cfg);
+    let addr = installer(cfg, vec![]);
+    ImageCase {
+        _dir: dir,
+        disk,
+        server: TestServer::start(),
+        addr,
+    }
+}
+
+async fn write_image(case: &ImageCase, info: Value) -> StepResult {
+    run_step(
+        &case.addr,
+        "write_image",
+        json!({"image_info": info, "configdrive": null}),
+        json!({}),
+    )
+    .await
+}
+
+#[actix_rt::test]
+async fn raw_image_streams_to_the_loop_device_byte_identical() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(32 * MIB, |_| {});
+    let mut image = pseudo_random(20 * MIB as usize + 1234, 11);
+    image[440..444].copy_from_slice(&[0x78, 0x56, 0x34, 0x12]);
+    let digest = sha256(&image);
+    let url = case
+        .server
+        .route("/img.raw", Behaviour::Ok(Arc::new(image.clone())));
+    let id = unique("raw");
+    let result = write_image(&case, image_info(&id, &[url], &digest, "raw", true))
+        .await
+        .expect("write_image");
+    assert_eq!(
+        result,
+        json!({"result": format!("prepare_image: image ({id}) written to device {} root_uuid=0x12345678", case.disk.dev())})
+    );
+    assert_eq!(case.disk.sha256(Some(image.len() as u64)), digest);
+    assert_eq!(case.server.hits("/img.raw"), 1);
+    // get_partition_uuids reports the MBR signature.
+    let uuids = run_step(&case.addr, "get_partition_uuids", json!({}), json!({}))
+        .await
+        .expect("uuids");
+    assert_eq!(uuids["root uuid"], "0x12345678");
+}
+
+#[actix_rt::test]
+async fn qcow2_image_is_converted_with_qemu_img_byte_identical() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(32 * MIB, |_| {});
+    let work = tempfile::tempdir().expect("tempdir");
+    let raw = pseudo_random(16 * MIB as usize, 21);
+    let raw_path = work.path().join("src.raw");
+    std::fs::write(&raw_path, &raw).expect("raw");
+    let qcow = work.path().join("src.qcow2");
+    sh(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw_path.to_str().unwrap(),
+            qcow.to_str().unwrap(),
+        ],
+    );
+    let qcow_bytes = std::fs::read(&qcow).expect("qcow2");
+    // Dirty the disk first: the conversion must overwrite everything.
+    std::fs::write(&case.disk.path, pseudo_random(16 * MIB as usize, 99)).expect("dirty");
+    let url = case
+        .server
+        .route("/img.qcow2", Behaviour::Ok(Arc::new(qcow_bytes.clone())));
+    let id = unique("qcow");
+    write_image(
+        &case,
+        image_info(
+            &id,
+            std::slice::from_ref(&url),
+            &sha256(&qcow_bytes),
+            "qcow2",
+            false,
+        ),
+    )
+    .await
+    .expect("write_image");
+    assert_eq!(case.disk.sha256(Some(raw.len() as u64)), sha256(&raw));
+
+    // A qcow2 image announced as raw is refused (InvalidImage) before any write.
+    let wrong = write_image(
+        &case,
+        image_info(
+            &unique("qcow"),
+            std::slice::from_ref(&url),
+            &sha256(&qcow_bytes),
+            "vmdk",
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(agent_err(wrong).error_type, "InvalidImage");
+}
+
+#[actix_rt::test]
+async fn checksum_mismatch_fails_after_retries_and_leaves_no_image() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |_| {});
+    let image = pseudo_random(4 * MIB as usize, 3);
+    let url = case
+        .server
+        .route("/img", Behaviour::Ok(Arc::new(image.clone())));
+    let err = agent_err(
+        write_image(
+            &case,
+            image_info(&unique("sum"), &[url], &"0".repeat(64), "raw", true),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageChecksumError", "{err:?}");
+    assert!(err.details.contains(&sha256(&image)), "{}", err.details);
+    // retries = 1: two whole downloads.
+    assert_eq!(case.server.hits("/img"), 2);
+    assert_ne!(case.disk.sha256(Some(image.len() as u64)), sha256(&image));
+}
+
+#[actix_rt::test]
+async fn not_found_is_fatal_at_once() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |_| {});
+    let missing = format!("{}/missing", case.server.base);
+    let good = case
+        .server
+        .route("/good", Behaviour::Ok(Arc::new(vec![1u8; 4096])));
+    let err = agent_err(
+        write_image(
+            &case,
+            image_info(
+                &unique("404"),
+                &[missing, good],
+                &sha256(&[1u8; 4096]),
+                "raw",
+                true,
+            ),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadFatalError", "{err:?}");
+    assert!(err.details.contains("404"), "{}", err.details);
+    assert_eq!(case.server.hits("/missing"), 1, "a 4xx must not be retried");
+    assert_eq!(case.server.hits("/good"), 0, "a 4xx stops everything");
+}
+
+#[actix_rt::test]
+async fn server_error_then_success_is_retried_on_the_same_url() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |c| c.image_download_connection_retries = 2);
+    let image = pseudo_random(3 * MIB as usize, 5);
+    let url = case.server.route(
+        "/flaky",
+        Behaviour::Sequence(
+            vec![500, 503],
+            Box::new(Behaviour::Ok(Arc::new(image.clone()))),
+        ),
+    );
+    write_image(
+        &case,
+        image_info(&unique("5xx"), &[url], &sha256(&image), "raw", true),
+    )
+    .await
+    .expect("write after 5xx");
+    assert_eq!(case.server.hits("/flaky"), 3);
+    assert_eq!(case.disk.sha256(Some(image.len() as u64)), sha256(&image));
+}
+
+#[actix_rt::test]
+async fn stalled_server_times_out_and_fails() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |c| {
+        c.image_download_connection_timeout = 1;
+        c.image_download_connection_retries = 0;
+    });
+    let image = Arc::new(pseudo_random(4 * MIB as usize, 9));
+    let url = case
+        .server
+        .route("/stall", Behaviour::Stall(image.clone(), 1024 * 1024));
+    let started = std::time::Instant::now();
+    let err = agent_err(
+        write_image(
+            &case,
+            image_info(&unique("stall"), &[url], &sha256(&image), "raw", true),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadError", "{err:?}");
+    assert!(err.details.contains("no data received"), "{}", err.details);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // The partly written image was scrubbed.
+    assert_eq!(sha256(&case.disk.read_at(0, 65536)), zeros(65536));
+}
+
+#[actix_rt::test]
+async fn max_duration_gives_a_408_timeout_error() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |c| {
+        c.image_download_connection_timeout = 10;
+        c.image_download_max_duration = 1;
+    });
+    let image = Arc::new(pseudo_random(4 * MIB as usize, 9));
+    let url = case
+        .server
+        .route("/slow", Behaviour::Stall(image.clone(), 4096));
+    let err = agent_err(
+        write_image(
+            &case,
+            image_info(&unique("slow"), &[url], &sha256(&image), "raw", true),
+        )
+        .await,
+    );
+    assert_eq!(
+        (err.error_type.as_str(), err.code),
+        ("ImageDownloadTimeoutError", 408),
+        "{err:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn truncated_body_fails_and_is_retried() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |_| {});
+    let image = Arc::new(pseudo_random(4 * MIB as usize, 13));
+    let url = case.server.route(
+        "/short",
+        Behaviour::Truncate(image.clone(), 3 * MIB as usize),
+    );
+    let err = agent_err(
+        write_image(
+            &case,
+            image_info(&unique("short"), &[url], &sha256(&image), "raw", true),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadError", "{err:?}");
+    assert_eq!(case.server.hits("/short"), 2);
+    assert_eq!(sha256(&case.disk.read_at(0, 65536)), zeros(65536));
+}
+
+#[actix_rt::test]
+async fn image_larger_than_the_disk_is_refused_before_writing() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(8 * MIB, |_| {});
+    let image = pseudo_random(12 * MIB as usize, 17);
+    let url = case
+        .server
+        .route("/big", Behaviour::Ok(Arc::new(image.clone())));
+    let err = agent_err(
+        write_image(
+            &case,
+            image_info(&unique("big"), &[url], &sha256(&image), "raw", true),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadOutofSpaceError", "{err:?}");
+    assert_eq!(case.server.hits("/big"), 1, "out of space is not retried");
+    assert_eq!(case.disk.sha256(None), zeros(8 * MIB as usize));
+}
+
+#[actix_rt::test]
+async fn bad_image_info_is_a_400_and_touches_nothing() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(8 * MIB, |c| c.md5_enabled = false);
+    let url = case
+        .server
+        .route("/x", Behaviour::Ok(Arc::new(vec![0u8; 512])));
+    for info in [
+        json!({"urls": [url]}),
+        json!({"id": "a", "urls": []}),
+        json!({"id": "a", "urls": [url]}),
+        json!({"id": "a", "urls": [url], "checksum": ""}),
+        json!({"id": "a", "urls": [url], "os_hash_algo": "sha256"}),
+        json!({"id": "a", "urls": [url], "checksum": "d41d8cd98f00b204e9800998ecf8427e"}),
+        json!({"id": "a", "urls": [url], "checksum": "abc"}),
+    ] {
+        let err = agent_err(write_image(&case, info.clone()).await);
+        assert_eq!(
+            (err.error_type.as_str(), err.code),
+            ("InvalidCommandParamsError", 400),
+            "{info}"
+        );
+    }
+    assert_eq!(case.server.hits("/x"), 0);
+}
+
+#[actix_rt::test]
+async fn checksum_file_url_and_basic_auth_are_used() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(16 * MIB, |_| {});
+    let image = pseudo_random(2 * MIB as usize, 23);
+    let auth = "Basic dXNlcjpwYXNz"; // user:pass
+    let url = case.server.route(
+        "/images/disk.raw",
+        Behaviour::Auth(
+            auth.into(),
+            Box::new(Behaviour::Ok(Arc::new(image.clone()))),
+        ),
+    );
+    let sums = format!(
+        "# sums\n{}  other.raw\n{} *disk.raw\n",
+        "f".repeat(64),
+        sha256(&image)
+    );
+    let sums_url = case.server.route(
+        "/images/SHA256SUMS",
+        Behaviour::Auth(
+            auth.into(),
+            Box::new(Behaviour::Ok(Arc::new(sums.into_bytes()))),
+        ),
+    );
+    let info = json!({"id": unique("sums"), "urls": [url], "checksum": sums_url,
+        "disk_format": "raw", "stream_raw_images": true,
+        "image_server_auth_strategy": "http_basic", "image_server_user": "user",
+        "image_server_password": "pass"});
+    write_image(&case, info)
+        .await
+        .expect("write with checksum file");
+    assert_eq!(case.disk.sha256(Some(image.len() as u64)), sha256(&image));
+}
+
+// --- through the coordinator ----------------------------------------------------------
+
+mod through_the_coordinator {
+    use super::*;
+    use ironic_agent_actors::command::CommandStatus;
+    use ironic_agent_actors::coordinator::{Coordinator, GetCommand, Peers, RunCommand};
+    use ironic_agent_actors::hardware::{GenericHardwareManager, HardwareManager, ManagerSet};
+    use ironic_agent_actors::inspector::HardwareInspector;
+    use ironic_agent_actors::ironic::IronicClient;
+    use ironic_agent_actors::systemd::SystemdSupervisor;
+
+    fn coordinator(config: AgentConfig) -> Addr<Coordinator> {
+        let runner = Arc::new(ProcessRunner::default());
+        let peers = Peers {
+            inspector: HardwareInspector::new(config.clone()).start(),
+            installer: InstallerRunner::new(config.clone(), runner.clone()).start(),
+            systemd: SystemdSupervisor::new(Some(
+                "unix:path=/nonexistent/ironic-agent-test-bus".into(),
+            ))
+            .start(),
+            ironic: IronicClient::new(config.clone()).start(),
+        };
+        let managers: Vec<Arc<dyn HardwareManager>> =
+            vec![Arc::new(GenericHardwareManager::default())];
+        Coordinator::new(config, peers)
+            .with_managers(ManagerSet::new(managers).expect("managers"))
+            .with_runner(runner)
+            .start()
+    }
+
+    fn step(kind: &str, step: &str, args: Value) -> Map<String, Value> {
+        json!({"step": {"step": step, "interface": "deploy", "priority": 0, "args": args},
+               "node": {"uuid": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", "driver_internal_info": {}},
+               "ports": [], format!("{kind}_version"): null})
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    #[actix_rt::test]
+    async fn deploy_write_image_reports_progress_then_ipa_result_and_partition_uuids() {
+        if !loop_devices_usable() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = LoopDev::new(dir.path(), "disk.img", 16 * MIB);
+        let mut cfg = config(dir.path(), &[&disk]);
+        cfg.standalone = true;
+        let coordinator = coordinator(cfg);
+        let server = TestServer::start();
+        let image = pseudo_random(6 * MIB as usize, 31);
+        // ~6 MiB in 256 KiB pieces 150 ms apart: several seconds of RUNNING.
+        let url = server.route(
+            "/slow.raw",
+            Behaviour::Slow(Arc::new(image.clone()), 256 * 1024, 150),
+        );
+        let id = unique("coord");
+        let started = coordinator
+            .send(RunCommand {
+                name: "deploy.execute_deploy_step".into(),
+                params: step(
+                    "deploy",
+                    "write_image",
+                    json!({"image_info": image_info(&id, &[url], &sha256(&image), "raw", true),
+                           "configdrive": null}),
+                ),
+                wait: false,
+            })
+            .await
+            .expect("mailbox")
+            .expect("accepted");
+        assert_eq!(started.command_status, CommandStatus::Running);
+        let mut seen_progress = None;
+        let result = loop {
+            let current = coordinator
+                .send(GetCommand {
+                    id: started.id.clone(),
+                    wait: false,
+                })
+                .await
+                .expect("mailbox")
+                .expect("result");
+            if current.is_finished() {
+                break current;
+            }
+            if let Some(p) = current.command_progress.filter(|p| p.done > 0) {
+                seen_progress = Some(p);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            result.command_status,
+            CommandStatus::Succeeded,
+            "{result:?}"
+        );
+        assert_eq!(
+            result.command_result.expect("result")["deploy_result"]["result"],
+            format!(
+                "prepare_image: image ({id}) written to device {} root_uuid={}",
+                disk.dev(),
+                format_args!(
+                    "0x{:08x}",
+                    u32::from_le_bytes(image[440..444].try_into().expect("4 bytes"))
+                )
+            )
+        );
+        let progress = seen_progress.expect("progress was visible while running");
+        assert_eq!(progress.total, Some(image.len() as u64));
+        assert!(progress.done <= image.len() as u64);
+        assert_eq!(disk.sha256(Some(image.len() as u64)), sha256(&image));
+
+        let uuids = coordinator
+            .send(RunCommand {
+                name: "standby.get_partition_uuids".into(),
+                params: Map::new(),
+                wait: true,
+            })
+            .await
+            .expect("mailbox")
+            .expect("uuids");
+        let root = uuids.command_result.expect("result")["root uuid"].clone();
+        assert!(root.as_str().is_some_and(|r| r.starts_with("0x")), "{root}");
+    }
+
+    #[actix_rt::test]
+    async fn clean_erase_devices_metadata_through_the_coordinator() {
+        if !loop_devices_usable() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = LoopDev::new(dir.path(), "disk.img", 16 * MIB);
+        sh("mkfs.ext4", &["-q", "-F", &disk.dev()]);
+        let mut cfg = config(dir.path(), &[&disk]);
+        cfg.standalone = true;
+        let coordinator = coordinator(cfg);
+        let result = coordinator
+            .send(RunCommand {
+                name: "clean.execute_clean_step".into(),
+                params: step("clean", "erase_devices_metadata", json!({})),
+                wait: true,
+            })
+            .await
+            .expect("mailbox")
+            .expect("stored");
+        assert_eq!(
+            result.command_status,
+            CommandStatus::Succeeded,
+            "{result:?}"
+        );
+        assert_eq!(
+            result.command_result.expect("result")["clean_result"],
+            Value::Null
+        );
+        assert_eq!(disk.signatures().trim(), "");
+    }
+}

@@ -401,8 +401,8 @@ pub fn execute(
             }
             ("standby", "get_partition_uuids") => {
                 kw.only(&[])?;
-                // `{}` until an image was written in this process.
-                Ok(crate::installer::image::partition_uuids())
+                // `{}` until the installer wrote an image.
+                delegate(&env, "get_partition_uuids", params).await
             }
             ("log", "collect_system_logs") => {
                 kw.only(&[])?;

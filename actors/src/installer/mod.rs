@@ -1,6 +1,6 @@
 //! Installer runner: coreos-installer, image writes and other long subprocesses.
 
-pub use steps::{RunStep, StepEnv};
+pub use steps::{GetProgress, RunStep, StepEnv};
 pub mod disks;
 pub mod erase;
 pub mod failures;

@@ -1,10 +1,12 @@
 //! Progress of the running write or erase (bytes done / total).
 //!
-//! The installer runs one long step at a time, so one process-wide slot is
-//! enough: the step modules update it, the coordinator copies it into the
-//! RUNNING command's `command_progress` when results are read, and the log
-//! shows it at most every [`LOG_EVERY`].
+//! The installer runs one long step at a time, so one slot per installer is
+//! enough: the step modules update it, the coordinator asks for it with
+//! [`crate::installer::GetProgress`] and copies it into the RUNNING command's
+//! `command_progress` when results are read, and the log shows it at most
+//! every [`LOG_EVERY`].
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -88,10 +90,16 @@ impl ProgressSink {
     }
 }
 
-/// The process-wide slot the installer runner writes and the coordinator reads.
-pub fn global() -> &'static ProgressSink {
-    static SLOT: OnceLock<ProgressSink> = OnceLock::new();
-    SLOT.get_or_init(ProgressSink::default)
+/// The slot of one installer instance (one per agent process; several in tests).
+pub fn for_instance(instance: usize) -> ProgressSink {
+    static SLOTS: OnceLock<Mutex<HashMap<usize, ProgressSink>>> = OnceLock::new();
+    SLOTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(instance)
+        .or_default()
+        .clone()
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ pub struct StepEnv {
     pub allowlist: DeviceAllowlist,
     /// Where the running command's progress goes.
     pub progress: super::progress::ProgressSink,
+    /// Identifies the installer instance (state such as the written image's
+    /// partition UUIDs is kept per instance).
+    pub instance: usize,
 }
 
 /// Runs one step by name; `None` when this agent does not implement it.
@@ -35,7 +38,7 @@ pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
         "write_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
             .await
             .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") })),
-        "get_partition_uuids" => Ok(super::image::partition_uuids()),
+        "get_partition_uuids" => Ok(super::image::partition_uuids(&env)),
         _ => return None,
     };
     Some(result.map_err(StepError::Agent))
@@ -73,7 +76,8 @@ impl actix::Handler<RunStep> for InstallerRunner {
             config: Arc::new(self.config().clone()),
             runner: self.runner().clone(),
             allowlist: DeviceAllowlist::new(self.config().block_device_allowlist.iter()),
-            progress: super::progress::global().clone(),
+            progress: super::progress::for_instance(instance_key(self)),
+            instance: instance_key(self),
         };
         Box::pin(async move {
             let step = msg.step.clone();
@@ -85,6 +89,27 @@ impl actix::Handler<RunStep> for InstallerRunner {
                 }
             }
         })
+    }
+}
+
+/// Identifies an installer instance by its runner (state is kept per instance).
+fn instance_key(installer: &InstallerRunner) -> usize {
+    Arc::as_ptr(installer.runner()) as *const () as usize
+}
+
+/// Request: the running step's progress (bytes done / total), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct GetProgress;
+
+impl actix::Message for GetProgress {
+    type Result = Option<crate::command::CommandProgress>;
+}
+
+impl actix::Handler<GetProgress> for InstallerRunner {
+    type Result = Option<crate::command::CommandProgress>;
+
+    fn handle(&mut self, _msg: GetProgress, _ctx: &mut Self::Context) -> Self::Result {
+        super::progress::for_instance(instance_key(self)).snapshot()
     }
 }
 

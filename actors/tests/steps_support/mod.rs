@@ -148,6 +148,8 @@ pub enum Behaviour {
     Stall(Arc<Vec<u8>>, usize),
     /// Sends `n` bytes of the body (with the full Content-Length), then closes.
     Truncate(Arc<Vec<u8>>, usize),
+    /// 200 with the body sent in `chunk`-byte pieces, `delay_ms` apart.
+    Slow(Arc<Vec<u8>>, usize, u64),
     /// Requires this Authorization header value, else 401.
     Auth(String, Box<Behaviour>),
 }
@@ -284,6 +286,19 @@ fn respond(stream: &mut TcpStream, b: Option<Behaviour>, hit: usize, auth: Optio
             let _ = stream.write_all(&body[..n]);
             let _ = stream.shutdown(std::net::Shutdown::Both);
             false
+        }
+        Behaviour::Slow(body, chunk, delay_ms) => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            if stream.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for piece in body.chunks(chunk) {
+                if stream.write_all(piece).is_err() {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(delay_ms));
+            }
+            true
         }
         Behaviour::Auth(expected, inner) => {
             if auth == Some(expected.as_str()) {

@@ -10,6 +10,7 @@ pub mod download;
 pub mod qemu;
 pub mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -210,19 +211,19 @@ struct Written {
     uuids: Option<Value>,
 }
 
-fn written() -> &'static Mutex<Written> {
-    static SLOT: OnceLock<Mutex<Written>> = OnceLock::new();
-    SLOT.get_or_init(Mutex::default)
+/// Per installer instance (one per agent process; several in tests).
+fn with_written<T>(instance: usize, f: impl FnOnce(&mut Written) -> T) -> T {
+    static SLOT: OnceLock<Mutex<HashMap<usize, Written>>> = OnceLock::new();
+    let mut map = SLOT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    f(map.entry(instance).or_default())
 }
 
 /// `standby.get_partition_uuids`: `{}` before any write.
-pub fn partition_uuids() -> Value {
-    written()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .uuids
-        .clone()
-        .unwrap_or_else(|| json!({}))
+pub fn partition_uuids(env: &StepEnv) -> Value {
+    with_written(env.instance, |w| w.uuids.clone()).unwrap_or_else(|| json!({}))
 }
 
 /// The MBR disk signature (`hexdump -s 440 -n 4 -e '"0x%08x"'`).
@@ -394,11 +395,10 @@ pub async fn prepare_image(
     disks::check_allowed(&env.allowlist, &device.path)
         .map_err(|e| failures::image_write(&dev, e))?;
 
-    let already = {
-        let state = written().lock().unwrap_or_else(|p| p.into_inner());
+    let already = with_written(env.instance, |state| {
         state.image_id.as_deref() == Some(info.id.as_str())
             && state.device.as_deref() == Some(device.path.as_path())
-    };
+    });
     if already {
         tracing::info!(image = %info.id, "image already written in this process; skipping the download");
     } else {
@@ -406,12 +406,11 @@ pub async fn prepare_image(
     }
     let root_uuid = disk_signature(&device.path)
         .map_err(|e| failures::image_write(&dev, format!("reading the disk signature: {e}")))?;
-    {
-        let mut state = written().lock().unwrap_or_else(|p| p.into_inner());
+    with_written(env.instance, |state| {
         state.image_id = Some(info.id.clone());
         state.device = Some(device.path.clone());
         state.uuids = Some(json!({ "root uuid": root_uuid }));
-    }
+    });
     Ok(format!(
         "image ({}) written to device {dev} root_uuid={root_uuid}",
         info.id
