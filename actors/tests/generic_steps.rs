@@ -936,3 +936,148 @@ mod through_the_coordinator {
         assert_eq!(disk.signatures().trim(), "");
     }
 }
+
+// --- erase_pstore, clean_uefi_nvram, install_bootloader, bootc ------------------------
+
+#[actix_rt::test]
+async fn erase_pstore_empties_the_mounted_pstore_of_the_fixture_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pstore = dir.path().join("pstore");
+    std::fs::create_dir_all(pstore.join("sub")).expect("pstore");
+    std::fs::write(pstore.join("dmesg-efi-1"), "oops").expect("entry");
+    let paths = HostPaths::rooted_at(dir.path());
+    std::fs::create_dir_all(&paths.proc_root).expect("proc");
+    std::fs::write(
+        paths.proc_root.join("mounts"),
+        format!("pstore {} pstore rw 0 0\n", pstore.display()),
+    )
+    .expect("mounts");
+    let addr = installer(
+        AgentConfig {
+            paths,
+            ..AgentConfig::default()
+        },
+        vec![],
+    );
+    let result = run_step(&addr, "erase_pstore", json!({}), json!({})).await;
+    assert_eq!(result.expect("erase_pstore"), Value::Null);
+    assert_eq!(std::fs::read_dir(&pstore).expect("dir").count(), 0);
+}
+
+const EFIBOOTMGR_V: &str = "BootCurrent: 0001\nBootOrder: 0001,0002,0000\nBoot0000* UiApp\tFvVol(7cb8bdc9-f8eb-4f34-aaea-3ee4af6516a1)/FvFile(462caa21)\nBoot0001* Fedora\tHD(1,GPT,0d3f,0x800,0x12c000)/File(\\EFI\\fedora\\shimx64.efi)\nBoot0002* PXE IPv4\tPciRoot(0x0)/Pci(0x3,0x0)/MAC(525400123456,1)\n";
+
+#[actix_rt::test]
+async fn standin_efibootmgr_deletes_only_matching_nvram_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = dir.path().join("calls.log");
+    std::fs::write(dir.path().join("v.txt"), EFIBOOTMGR_V).expect("v");
+    write_script(
+        &bin,
+        "efibootmgr",
+        &format!(
+            "echo \"efibootmgr $*\" >> {}\n[ \"$1\" = -v ] && cat {}\nexit 0",
+            log.display(),
+            dir.path().join("v.txt").display()
+        ),
+    );
+    let paths = HostPaths::rooted_at(dir.path());
+    std::fs::create_dir_all(paths.sys_root.join("firmware/efi")).expect("efi");
+    let addr = installer(
+        AgentConfig {
+            paths,
+            ..AgentConfig::default()
+        },
+        vec![bin],
+    );
+    run_step(&addr, "clean_uefi_nvram", json!({}), json!({}))
+        .await
+        .expect("default patterns");
+    let calls = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(calls, "efibootmgr -v\nefibootmgr -b 0001 -B\n");
+    std::fs::remove_file(&log).expect("reset");
+    run_step(
+        &addr,
+        "clean_uefi_nvram",
+        json!({"match_patterns": ["pxe ipv4"]}),
+        json!({}),
+    )
+    .await
+    .expect("custom pattern, case-insensitive");
+    let calls = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(calls, "efibootmgr -v\nefibootmgr -b 0002 -B\n");
+}
+
+#[actix_rt::test]
+async fn install_bootloader_returns_early_for_whole_disk_images() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = installer(
+        AgentConfig {
+            paths: HostPaths::rooted_at(dir.path()),
+            ..AgentConfig::default()
+        },
+        vec![],
+    );
+    for root in [json!(null), json!("0x00000000"), json!("0x1a2b3c4d")] {
+        let result = run_step(
+            &addr,
+            "install_bootloader",
+            json!({"root_uuid": root}),
+            json!({}),
+        );
+        assert_eq!(result.await.expect("early return"), Value::Null);
+    }
+    let err = agent_err(
+        run_step(
+            &addr,
+            "install_bootloader",
+            json!({"root_uuid": "2a7a8d0e-1111-2222-3333-444455556666"}),
+            json!({}),
+        )
+        .await,
+    );
+    assert!(err.details.contains("partition images"), "{err:?}");
+}
+
+#[actix_rt::test]
+async fn standin_podman_bootc_install_command_line_and_failure() {
+    let s = StandIns::new(&lsblk_json(&[("sdx", "disk", None, None, None)]));
+    write_script(
+        &s.bin(),
+        "podman",
+        &format!(
+            "echo \"podman $*\" >> {}\n[ -f {} ] && {{ echo 'pull failed' >&2; exit 125; }}\nexit 0",
+            s.dir.path().join("calls.log").display(),
+            s.dir.path().join("fail").display()
+        ),
+    );
+    let addr = s.installer(&["/dev/sdx"]);
+    let result = run_step(
+        &addr,
+        "execute_bootc_install",
+        json!({"image_source": "quay.io/example/os:1"}),
+        json!({}),
+    )
+    .await
+    .expect("bootc");
+    assert_eq!(
+        result,
+        json!({"result": "execute_bootc_install: Container image (quay.io/example/os:1) written to device /dev/sdx"})
+    );
+    assert_eq!(
+        s.calls(),
+        ["podman run --rm --privileged --pid=host --security-opt label=type:unconfined_t -v /dev:/dev -v /var/lib/containers:/var/lib/containers quay.io/example/os:1 bootc install to-disk --wipe /dev/sdx"]
+    );
+    std::fs::write(s.dir.path().join("fail"), "").expect("fail flag");
+    let err = agent_err(
+        run_step(
+            &addr,
+            "execute_bootc_install",
+            json!({"image_source": "quay.io/example/os:1"}),
+            json!({}),
+        )
+        .await,
+    );
+    assert!(err.details.contains("pull failed"), "{err:?}");
+}

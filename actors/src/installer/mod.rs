@@ -5,6 +5,7 @@ pub mod disks;
 pub mod erase;
 pub mod failures;
 pub mod image;
+pub mod misc;
 pub mod progress;
 mod steps;
 

@@ -39,6 +39,17 @@ pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
             .await
             .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") })),
         "get_partition_uuids" => Ok(super::image::partition_uuids(&env)),
+        "erase_pstore" => super::misc::erase_pstore(&env).await,
+        "clean_uefi_nvram" => super::misc::clean_uefi_nvram(&env, &msg.args).await,
+        "install_bootloader" => super::misc::install_bootloader(&env, &msg.args).await,
+        "execute_bootc_install" => {
+            let text = super::misc::execute_bootc_install(&env, &msg.args, &msg.node).await;
+            if msg.kind.is_some() {
+                text.map(|t| serde_json::json!({ "result": format!("execute_bootc_install: {t}") }))
+            } else {
+                text.map(Value::String)
+            }
+        }
         _ => return None,
     };
     Some(result.map_err(StepError::Agent))
