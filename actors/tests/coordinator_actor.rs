@@ -84,7 +84,13 @@ impl CommandRunner for FakeRunner {
         Box::pin(async move {
             Ok(CommandOutput {
                 code: Some(i32::from(fails)),
-                stdout: format!("output of {program}, long enough to be a real journal\n"),
+                // lsblk: an empty device list (delete_configuration, run before
+                // install_coreos, finds no RAID to delete).
+                stdout: if program == "lsblk" {
+                    "{\"blockdevices\": []}\n".to_string()
+                } else {
+                    format!("output of {program}, long enough to be a real journal\n")
+                },
                 stderr: if fails {
                     "it broke".into()
                 } else {
@@ -376,7 +382,7 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
     for (kind, step, args) in [
         ("deploy", "install_coreos", json!({})),
         ("clean", "burnin_cpu", json!({})),
-        ("service", "apply_configuration", json!({"raid_config": {}})),
+        ("service", "burnin_memory", json!({})),
     ] {
         let result = run(
             &h,
@@ -393,6 +399,21 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
             "{details}"
         );
     }
+
+    // apply_configuration validates the RAID config before touching anything.
+    let apply = run(
+        &h,
+        "service.execute_service_step",
+        step_params("service", "apply_configuration", json!({"raid_config": {}})),
+        true,
+    )
+    .await
+    .expect("stored");
+    assert_eq!(apply.command_status, CommandStatus::Failed);
+    assert_eq!(
+        apply.command_error.expect("error").error_type,
+        "SoftwareRAIDError"
+    );
 
     // With no reachable system bus, start_assisted_install fails clearly.
     let assisted = run(

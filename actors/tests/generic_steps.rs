@@ -190,7 +190,9 @@ impl StandIns {
             "lsblk",
             &format!("cat {}", dir.path().join("lsblk.json").display()),
         );
-        for tool in ["nvme", "hdparm", "shred", "wipefs", "sgdisk"] {
+        for tool in [
+            "nvme", "hdparm", "shred", "wipefs", "sgdisk", "mdadm", "udevadm",
+        ] {
             write_script(
                 &bin,
                 tool,
@@ -1080,4 +1082,88 @@ async fn standin_podman_bootc_install_command_line_and_failure() {
         .await,
     );
     assert!(err.details.contains("pull failed"), "{err:?}");
+}
+
+// --- software RAID (no md driver here: recording mdadm/sgdisk stand-ins) ---------------
+
+fn raid_node() -> Value {
+    json!({"target_raid_config": {"logical_disks": [
+        {"size_gb": 10, "raid_level": "1", "controller": "software", "volume_name": "root"},
+        {"size_gb": "MAX", "raid_level": "0", "controller": "software"}]}})
+}
+
+#[actix_rt::test]
+async fn standin_mdadm_create_configuration_command_lines() {
+    let s = StandIns::new(&lsblk_json(&[
+        ("sdx", "disk", None, None, None),
+        ("sdy", "disk", None, None, None),
+    ]));
+    let addr = s.installer(&["/dev/sdx", "/dev/sdy"]);
+    let result = run_step(&addr, "create_configuration", json!({}), raid_node())
+        .await
+        .expect("create");
+    assert_eq!(result, raid_node()["target_raid_config"]);
+    assert_eq!(
+        s.calls(),
+        [
+            "sgdisk -Z /dev/sdx",
+            "sgdisk -n1:0:+10G -t1:FD00 /dev/sdx",
+            "sgdisk -n2:0:0 -t2:FD00 /dev/sdx",
+            "sgdisk -Z /dev/sdy",
+            "sgdisk -n1:0:+10G -t1:FD00 /dev/sdy",
+            "sgdisk -n2:0:0 -t2:FD00 /dev/sdy",
+            "udevadm settle",
+            "mdadm --create /dev/md0 --force --run --metadata=1 --level 1 --name root --raid-devices 2 /dev/sdx1 /dev/sdy1",
+            "mdadm --create /dev/md1 --force --run --metadata=1 --level 0 --name md1 --raid-devices 2 /dev/sdx2 /dev/sdy2",
+        ]
+    );
+}
+
+#[actix_rt::test]
+async fn standin_mdadm_failure_is_a_software_raid_error() {
+    let s = StandIns::new(&lsblk_json(&[
+        ("sdx", "disk", None, None, None),
+        ("sdy", "disk", None, None, None),
+    ]));
+    s.hook("mdadm", "echo 'mdadm: no md driver' >&2; exit 1");
+    let addr = s.installer(&["/dev/sdx", "/dev/sdy"]);
+    let err = agent_err(run_step(&addr, "create_configuration", json!({}), raid_node()).await);
+    assert_eq!(err.error_type, "SoftwareRAIDError");
+    assert!(err.details.contains("no md driver"), "{}", err.details);
+    // An invalid config fails before any tool runs.
+    let s2 = StandIns::new(&lsblk_json(&[("sdx", "disk", None, None, None)]));
+    let addr = s2.installer(&["/dev/sdx"]);
+    let err = agent_err(run_step(&addr, "create_configuration", json!({}), raid_node()).await);
+    assert_eq!(err.error_type, "SoftwareRAIDError");
+    assert!(s2.calls().is_empty(), "{:?}", s2.calls());
+}
+
+#[actix_rt::test]
+async fn standin_mdadm_delete_configuration_stops_arrays_and_zeroes_members() {
+    let s = StandIns::new(&lsblk_json(&[
+        ("md0", "raid1", None, None, None),
+        ("sdx", "disk", None, None, None),
+        ("sdx1", "part", Some("sdx"), Some("linux_raid_member"), None),
+        ("sdy", "disk", None, None, None),
+        ("sdy1", "part", Some("sdy"), Some("linux_raid_member"), None),
+    ]));
+    s.hook(
+        "mdadm",
+        "[ \"$1\" = --detail ] && printf '/dev/md0:\\n   Raid Level : raid1\\n    Number   Major   Minor   RaidDevice State\\n       0       8        1        0      active sync   /dev/sdx1\\n       1       8       17        1      active sync   /dev/sdy1\\n'; exit 0",
+    );
+    let addr = s.installer(&["/dev/sdx", "/dev/sdy"]);
+    run_step(&addr, "delete_configuration", json!({}), json!({}))
+        .await
+        .expect("delete");
+    assert_eq!(
+        s.calls(),
+        [
+            "mdadm --detail /dev/md0",
+            "mdadm --stop /dev/md0",
+            "mdadm --zero-superblock /dev/sdx1",
+            "mdadm --zero-superblock /dev/sdy1",
+            "wipefs -af /dev/sdx",
+            "wipefs -af /dev/sdy",
+        ]
+    );
 }

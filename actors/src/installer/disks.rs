@@ -154,7 +154,9 @@ pub async fn list_devices(
     let mut devices: Vec<BlockDev> = parse_lsblk(&out.stdout)?
         .into_iter()
         .filter(|d| d.is_disk() || d.is_raid() || (partitions && d.is_partition()))
-        .filter(|d| allowlist.permits(&d.path))
+        // md arrays are listed only as holders of the queried (allowed) disks;
+        // their member partitions are checked before anything touches them.
+        .filter(|d| d.kind.starts_with("raid") || allowlist.permits(&d.path))
         .collect();
     devices.sort_by(|a, b| a.path.cmp(&b.path));
     devices.dedup_by(|a, b| a.path == b.path);

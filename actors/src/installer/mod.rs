@@ -7,6 +7,7 @@ pub mod failures;
 pub mod image;
 pub mod misc;
 pub mod progress;
+pub mod raid;
 mod steps;
 
 mod actor;

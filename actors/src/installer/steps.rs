@@ -40,6 +40,33 @@ pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
             .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") })),
         "get_partition_uuids" => Ok(super::image::partition_uuids(&env)),
         "erase_pstore" => super::misc::erase_pstore(&env).await,
+        "create_configuration" => {
+            let config = msg
+                .node
+                .get("target_raid_config")
+                .cloned()
+                .unwrap_or(Value::Null);
+            super::raid::create(&env, &config).await
+        }
+        "apply_configuration" => {
+            let config = msg.args.get("raid_config").cloned().unwrap_or(Value::Null);
+            // Validate the shape before deleting anything (holder counts later).
+            if let Err(err) = super::raid::validate(&config, usize::MAX) {
+                return Some(Err(StepError::Agent(err)));
+            }
+            let delete_first =
+                msg.args.get("delete_existing").and_then(Value::as_bool) != Some(false);
+            let deleted = if delete_first {
+                super::raid::delete(&env).await.map(|_| ())
+            } else {
+                Ok(())
+            };
+            match deleted {
+                Ok(()) => super::raid::create(&env, &config).await,
+                Err(err) => Err(err),
+            }
+        }
+        "delete_configuration" => super::raid::delete(&env).await,
         "clean_uefi_nvram" => super::misc::clean_uefi_nvram(&env, &msg.args).await,
         "install_bootloader" => super::misc::install_bootloader(&env, &msg.args).await,
         "execute_bootc_install" => {
