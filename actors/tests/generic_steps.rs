@@ -1167,3 +1167,58 @@ async fn standin_mdadm_delete_configuration_stops_arrays_and_zeroes_members() {
         ]
     );
 }
+
+#[actix_rt::test]
+async fn config_drive_goes_into_a_new_config_2_partition_of_a_gpt_whole_disk_image() {
+    use base64::Engine;
+    use std::io::Write;
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = image_case(96 * MIB, |_| {});
+    let work = tempfile::tempdir().expect("tempdir");
+    let img = work.path().join("gpt.raw");
+    std::fs::write(&img, vec![0u8; 8 * MIB as usize]).expect("img");
+    sh("sgdisk", &["-n1:0:+4M", img.to_str().expect("path")]);
+    let image = std::fs::read(&img).expect("read");
+    let url = case
+        .server
+        .route("/gpt.raw", Behaviour::Ok(Arc::new(image.clone())));
+    let drive = pseudo_random(300 * 1024, 77);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&drive).expect("gzip");
+    let configdrive = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gz"));
+    let result = run_step(
+        &case.addr,
+        "write_image",
+        json!({"image_info": image_info(&unique("cd"), &[url], &sha256(&image), "raw", true),
+               "configdrive": configdrive}),
+        json!({}),
+    )
+    .await
+    .expect("write_image with config drive");
+    assert!(result["result"]
+        .as_str()
+        .is_some_and(|r| r.contains("written to device")));
+    let table = sh("sgdisk", &["-p", &case.disk.dev()]);
+    let line = table
+        .lines()
+        .find(|l| l.trim_end().ends_with("config-2"))
+        .unwrap_or_else(|| panic!("no config-2 partition:\n{table}"));
+    let first: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .expect("start")
+        .parse()
+        .expect("num");
+    assert!(
+        first * 512 >= 24 * MIB,
+        "config-2 starts at the end of the disk: {line}"
+    );
+    assert_eq!(
+        sha256(&case.disk.read_at(first * 512, drive.len())),
+        sha256(&drive)
+    );
+    // The image's own partition is still there.
+    assert!(table.contains("   1            2048"), "{table}");
+}

@@ -6,6 +6,7 @@
 //! inspected and converted with `qemu-img`.
 
 pub mod checksum;
+pub mod configdrive;
 pub mod download;
 pub mod qemu;
 pub mod write;
@@ -403,6 +404,20 @@ pub async fn prepare_image(
         tracing::info!(image = %info.id, "image already written in this process; skipping the download");
     } else {
         write_image(env, &info, &device).await?;
+    }
+    let configdrive = match args.get("configdrive") {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+        _ => args
+            .get("image_info")
+            .and_then(|i| i.get("configdrive"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
+    if let Some(text) = configdrive {
+        let fetcher = Fetcher::new(&env.config, &info)?;
+        let data = configdrive::decode(&text, &fetcher).await?;
+        configdrive::write(env.runner.as_ref(), &device.path, &data).await?;
     }
     let root_uuid = disk_signature(&device.path)
         .map_err(|e| failures::image_write(&dev, format!("reading the disk signature: {e}")))?;
