@@ -11,7 +11,7 @@ for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-a
     "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
     "lshw:lshw" \
     "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
-    "xz-utils:xz" "pkg-config:pkg-config" \
+    "xz-utils:xz" "pkg-config:pkg-config" "qemu-utils:qemu-img" "coreutils:shred" \
     "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then

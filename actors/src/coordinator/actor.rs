@@ -292,11 +292,36 @@ impl Message for ListCommands {
 }
 
 impl Handler<ListCommands> for Coordinator {
-    type Result = Vec<CommandResult>;
+    type Result = ResponseFuture<Vec<CommandResult>>;
 
     fn handle(&mut self, _msg: ListCommands, _ctx: &mut Self::Context) -> Self::Result {
-        self.registry.list()
+        let results = self.registry.list();
+        let installer = self.peers.installer.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(results.len());
+            for result in results {
+                out.push(with_progress(result, &installer).await);
+            }
+            out
+        })
     }
+}
+
+/// A RUNNING result shows the installer's progress (bytes written or erased so
+/// far) as `command_progress`, asked of the installer runner
+/// ([`crate::installer::GetProgress`]), which runs one long step at a time.
+async fn with_progress(
+    mut result: CommandResult,
+    installer: &Addr<crate::installer::InstallerRunner>,
+) -> CommandResult {
+    if !result.is_finished() && result.command_progress.is_none() {
+        result.command_progress = installer
+            .send(crate::installer::GetProgress)
+            .await
+            .ok()
+            .flatten();
+    }
+    result
 }
 
 /// Request: one command result by id, optionally waiting for it to finish.
@@ -325,7 +350,8 @@ impl Handler<GetCommand> for Coordinator {
             Box::pin(async move { Ok(registry::wait_finished(receiver).await) })
         } else {
             let current = receiver.borrow().clone();
-            Box::pin(async move { Ok(current) })
+            let installer = self.peers.installer.clone();
+            Box::pin(async move { Ok(with_progress(current, &installer).await) })
         }
     }
 }

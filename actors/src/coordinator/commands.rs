@@ -217,7 +217,13 @@ pub fn validate(
     env: &ExecEnv,
 ) -> Result<(), AgentError> {
     match (command.extension, command.name) {
-        ("standby", "prepare_image") => validate_image_info(params.get("image_info")),
+        ("standby", "prepare_image") => {
+            validate_image_info(params.get("image_info"))?;
+            crate::installer::image::validate_checksum_config(
+                params.get("image_info"),
+                env.config.md5_enabled,
+            )
+        }
         ("flow", "start_flow") => validate_flow(params.get("flow")),
         ("poll", "set_node_info") if !env.config.standalone => Err(AgentError::invalid_command(
             "Node lookup data can only be set when the Agent is running in standalone mode.",
@@ -393,8 +399,8 @@ pub fn execute(
             }
             ("standby", "get_partition_uuids") => {
                 kw.only(&[])?;
-                // Filled in once an image was written (image-writing issue).
-                Ok(json!({}))
+                // `{}` until the installer wrote an image.
+                delegate(&env, "get_partition_uuids", params).await
             }
             ("log", "collect_system_logs") => {
                 kw.only(&[])?;
