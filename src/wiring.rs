@@ -12,13 +12,18 @@ use ironic_agent_actors::config::AgentConfig;
 use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
 use ironic_agent_actors::host::ProcessRunner;
 use ironic_agent_actors::inspector::HardwareInspector;
-use ironic_agent_actors::installer::InstallerRunner;
+use ironic_agent_actors::installer::{
+    CancelInstaller, InstallerIdle, InstallerRunner, WaitForInstaller,
+};
 use ironic_agent_actors::ironic::startup::{self, StartupPeers, StartupTiming};
 use ironic_agent_actors::ironic::{IronicClient, StopHeartbeating};
 use ironic_agent_actors::systemd::SystemdSupervisor;
 
 /// How long a signal waits for a running command before the agent exits anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a cancelled installer may take to stop at shutdown.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// Addresses of every running actor.
 #[derive(Debug, Clone)]
@@ -100,15 +105,51 @@ impl Agent {
     }
 
     /// Clean shutdown: stop accepting work, let a running command finish, stop the API.
+    ///
+    /// A running installer (`install_coreos`) is waited for within the same
+    /// `drain_timeout` (a half-written disk is worse than a late exit); only when it is
+    /// still running after that is it cancelled, so its command ends FAILED instead of
+    /// staying RUNNING, and the kill is waited for (at most [`CANCEL_WAIT`]).
     pub async fn shutdown(&self, drain_timeout: Duration) -> bool {
         tracing::info!("shutting down: no new commands are accepted");
-        let drained = self
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        let mut drained = self
             .coordinator
             .send(DrainCommands {
                 timeout: drain_timeout,
             })
             .await
             .unwrap_or(false);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let installer = self
+            .peers
+            .installer
+            .send(WaitForInstaller { timeout: left })
+            .await
+            .unwrap_or(InstallerIdle::Idle);
+        if let InstallerIdle::StillRunning(what) = installer {
+            drained = false;
+            tracing::warn!("{what} is still running after {drain_timeout:?}: cancelling it");
+            let _ = self.peers.installer.send(CancelInstaller).await;
+            let after = self
+                .peers
+                .installer
+                .send(WaitForInstaller {
+                    timeout: CANCEL_WAIT,
+                })
+                .await
+                .unwrap_or(InstallerIdle::Idle);
+            if let InstallerIdle::StillRunning(what) = after {
+                tracing::error!("{what} did not stop after being cancelled");
+            }
+            // Its command now fails as cancelled: let the registry record that.
+            let _ = self
+                .coordinator
+                .send(DrainCommands {
+                    timeout: CANCEL_WAIT,
+                })
+                .await;
+        }
         if !drained {
             tracing::warn!("a command was still running at shutdown");
         }

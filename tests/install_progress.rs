@@ -42,6 +42,13 @@ async fn install_coreos_progress_is_readable_while_it_runs() {
         .status()
         .expect("host-root.sh");
     assert!(status.success());
+    // The stand-in sleeps: the host root has sh but no sleep (it links only libc).
+    let sleep = Command::new("sh")
+        .args(["-c", "command -v sleep"])
+        .output()
+        .expect("sleep");
+    let sleep = String::from_utf8_lossy(&sleep.stdout).trim().to_string();
+    std::fs::copy(&sleep, root.join("usr/bin/sleep")).expect("copy sleep");
     let installer = root.join("usr/bin/coreos-installer");
     std::fs::write(
         &installer,
