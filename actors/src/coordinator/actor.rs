@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
     ResponseActFuture, ResponseFuture, WrapFuture,
 };
 use serde_json::{Map, Value};
@@ -385,6 +385,61 @@ impl Handler<DrainCommands> for Coordinator {
             };
             tokio::time::timeout(msg.timeout, wait).await.is_ok()
         })
+    }
+}
+
+/// Request: apply the image options of lookup's `config` (ipa-protocol.md §6.2), as IPA
+/// overrides its configuration with them; `None` keeps the configured value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyLookupConfig {
+    /// `agent_md5_checksum_enable` → `md5_enabled`.
+    pub agent_md5_checksum_enable: Option<bool>,
+    /// `permitted_image_formats`.
+    pub permitted_image_formats: Option<Vec<String>>,
+    /// `disable_deep_image_inspection`.
+    pub disable_deep_image_inspection: Option<bool>,
+    /// `enable_bios_bootloader_install`.
+    pub enable_bios_bootloader_install: Option<bool>,
+}
+
+impl ApplyLookupConfig {
+    /// Applies the given options to `config`.
+    pub fn apply_to(&self, config: &mut AgentConfig) {
+        if let Some(md5) = self.agent_md5_checksum_enable {
+            config.md5_enabled = md5;
+        }
+        if let Some(formats) = &self.permitted_image_formats {
+            config.permitted_image_formats = formats.clone();
+        }
+        if let Some(deep) = self.disable_deep_image_inspection {
+            config.disable_deep_image_inspection = deep;
+        }
+        if let Some(bios) = self.enable_bios_bootloader_install {
+            config.enable_bios_bootloader_install = bios;
+        }
+    }
+}
+
+impl Message for ApplyLookupConfig {
+    /// The configuration commands run with from now on.
+    type Result = Arc<AgentConfig>;
+}
+
+impl Handler<ApplyLookupConfig> for Coordinator {
+    type Result = MessageResult<ApplyLookupConfig>;
+
+    fn handle(&mut self, msg: ApplyLookupConfig, _ctx: &mut Self::Context) -> Self::Result {
+        let mut config = (*self.config).clone();
+        msg.apply_to(&mut config);
+        tracing::info!(
+            md5_enabled = config.md5_enabled,
+            permitted_image_formats = ?config.permitted_image_formats,
+            disable_deep_image_inspection = config.disable_deep_image_inspection,
+            enable_bios_bootloader_install = config.enable_bios_bootloader_install,
+            "applied the lookup configuration"
+        );
+        self.config = Arc::new(config);
+        MessageResult(self.config.clone())
     }
 }
 
