@@ -38,7 +38,7 @@ bash tests/harness/coreos/install-coreos-installer.sh >/dev/null
 if [[ -x tests/harness/ironic/setup.sh ]]; then
     bash tests/harness/ironic/setup.sh
 fi
-if [[ -x tests/harness/ipa/setup.sh ]]; then
-    bash tests/harness/ipa/setup.sh
+if [[ -f bench/setup-ipa.sh ]]; then
+    bash bench/setup-ipa.sh >/dev/null
 fi
 echo "install-deps: done"
