@@ -15,7 +15,6 @@ pub mod memory;
 pub mod network;
 pub mod root_device;
 mod sysfs;
-pub mod system_logs;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -75,6 +74,10 @@ pub struct InventorySources {
     pub dhcp_wait_timeout: std::time::Duration,
     /// `inspection_dhcp_all_interfaces`.
     pub dhcp_all_interfaces: bool,
+    /// Secrets (the agent token) the `logs` collector replaces by `***`.
+    pub log_secrets: Vec<String>,
+    /// `configuration.managers`: the hardware engine's managers, in dispatch order.
+    pub managers: Vec<collectors::ManagerInfo>,
 }
 
 impl InventorySources {
@@ -98,6 +101,8 @@ impl InventorySources {
             lldp_timeout: std::time::Duration::from_secs_f64(config.lldp_timeout.max(0.0)),
             dhcp_wait_timeout: std::time::Duration::from_secs(config.inspection_dhcp_wait_timeout),
             dhcp_all_interfaces: config.inspection_dhcp_all_interfaces,
+            log_secrets: crate::logs::secrets_of(config),
+            managers: collectors::managers(&crate::hardware::ManagerSet::standard(config)),
         }
     }
 
