@@ -383,6 +383,10 @@ pub async fn erase_devices(
         }
         targets.push(dev.clone());
     }
+    let total: u64 = targets.iter().map(|d| d.size).sum();
+    env.progress
+        .start(format!("erasing {} device(s)", targets.len()), Some(total));
+    let done = &std::sync::atomic::AtomicU64::new(0);
     let results: Vec<(String, Result<(), String>)> = stream::iter(targets)
         .map(|dev| {
             let flags = flags.clone();
@@ -396,12 +400,15 @@ pub async fn erase_devices(
                 } else {
                     erase_block_device(env, &dev, &flags).await
                 };
+                let finished = done.fetch_add(dev.size, std::sync::atomic::Ordering::SeqCst);
+                env.progress.update(finished + dev.size);
                 (dev.path.display().to_string(), result)
             }
         })
         .buffer_unordered(flags.concurrency)
         .collect()
         .await;
+    env.progress.finish();
     let mut out = Map::new();
     let mut errors = Vec::new();
     for (path, result) in results {

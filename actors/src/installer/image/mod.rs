@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod configdrive;
 pub mod download;
 pub mod qemu;
+pub mod tls;
 pub mod write;
 
 use std::collections::HashMap;
