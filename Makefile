@@ -7,7 +7,7 @@ JOBS ?= 2
 # Caches reused between runs (Ironic venv, coreos-installer build).
 export IRONIC_AGENT_CACHE ?= /var/cache/ironic-agent
 
-.PHONY: all build release image test deps lint demo clean
+.PHONY: all build release image test deps lint demo bench clean
 
 all: build
 
@@ -36,6 +36,11 @@ test: deps lint
 ## demo: the main job (see README.md).
 demo: deps
 	bash scripts/demo.sh
+
+## bench: our agent vs ironic-python-agent 13.0.0 side by side → BENCHMARKS.md
+## (bench/README.md; BENCH_ARGS="--runs 7", AGENT_CMD=... to compare another build).
+bench:
+	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

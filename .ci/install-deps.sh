@@ -4,11 +4,21 @@
 set -euo pipefail
 
 need_apt=()
-for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "gdisk:sgdisk" "e2fsprogs:mkfs.ext4" "dosfstools:mkfs.vfat" "qemu-utils:qemu-img" "coreutils:shred" "systemd:systemd-analyze" \
-               "openssl:openssl" ; do
+# lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's
+# tests; lshw is used by the reference IPA in the inventory parity test (not by us).
+for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
+    "openssl:openssl" "python3-venv:" \
+    "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
+    "lshw:lshw" \
+    "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
+    "qemu-utils:qemu-img" "coreutils:shred" "xz-utils:xz" "pkg-config:pkg-config" \
+    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+    else
+        # libraries (no binary to look for): ask dpkg
+        dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
     fi
 done
 # dbus-daemon: private buses for tests/systemd_supervisor.rs (systemd, util-linux above).
@@ -23,7 +33,12 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
 mkdir -p "${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}"
+# The real coreos-installer for tests/coreos_installer.rs (cached; ~3.5 min cold).
+bash tests/harness/coreos/install-coreos-installer.sh >/dev/null
 if [[ -x tests/harness/ironic/setup.sh ]]; then
     bash tests/harness/ironic/setup.sh
+fi
+if [[ -x tests/harness/ipa/setup.sh ]]; then
+    bash tests/harness/ipa/setup.sh
 fi
 echo "install-deps: done"

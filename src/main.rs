@@ -36,8 +36,13 @@ fn run() -> anyhow::Result<u8> {
         tracing::warn!("{warning}");
     }
     match &cli.command {
-        Some(Command::Inventory { .. }) => {
-            anyhow::bail!("the inventory subcommand arrives with the hardware inspector")
+        Some(Command::Inventory { root_device_hints }) => {
+            let json = ironic_agent_actors::inspector::inventory_command_blocking(
+                &loaded.config,
+                root_device_hints.as_deref(),
+            )?;
+            println!("{json}");
+            Ok(0)
         }
         Some(Command::Ignition(args)) => {
             let params = ironic_agent::ignition::params_from_cli(&cli, args)?;

@@ -13,7 +13,8 @@ use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeA
 use ironic_agent_actors::host::ProcessRunner;
 use ironic_agent_actors::inspector::HardwareInspector;
 use ironic_agent_actors::installer::InstallerRunner;
-use ironic_agent_actors::ironic::IronicClient;
+use ironic_agent_actors::ironic::startup::{self, StartupPeers, StartupTiming};
+use ironic_agent_actors::ironic::{IronicClient, StopHeartbeating};
 use ironic_agent_actors::systemd::SystemdSupervisor;
 
 /// How long a signal waits for a running command before the agent exits anyway.
@@ -78,6 +79,16 @@ impl Agent {
         Ok(names)
     }
 
+    /// The actors the non-standalone start-up sequence drives.
+    pub fn startup_peers(&self) -> StartupPeers {
+        StartupPeers {
+            api: self.api.clone(),
+            coordinator: self.coordinator.clone(),
+            inspector: self.peers.inspector.clone(),
+            ironic: self.peers.ironic.clone(),
+        }
+    }
+
     /// Binds the API and starts serving (over static TLS when configured).
     pub async fn serve(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
         let tls = self.static_tls.clone().map_err(anyhow::Error::msg)?;
@@ -101,6 +112,7 @@ impl Agent {
         if !drained {
             tracing::warn!("a command was still running at shutdown");
         }
+        let _ = self.peers.ironic.send(StopHeartbeating).await;
         let _ = self.api.send(StopServing { graceful: true }).await;
         drained
     }
@@ -117,11 +129,25 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         if marker.exists() {
             // IPA: after finalize_rescue the agent never serves the API again.
             tracing::warn!(marker = %marker.display(), "node was rescued: not serving the API");
-        } else {
-            // Until the Ironic client owns the start-up sequence, every mode
-            // serves the API at once (standalone behaviour).
+        } else if config.standalone {
             let addrs = agent.serve().await?;
-            tracing::info!(?addrs, standalone = config.standalone, "agent running");
+            tracing::info!(?addrs, standalone = true, "agent running");
+        } else {
+            // Lookup may take up to lookup_timeout: a signal still stops the agent.
+            let peers = agent.startup_peers();
+            let timing = StartupTiming::default();
+            let startup = startup::run(&config, &peers, &timing);
+            tokio::select! {
+                outcome = startup => {
+                    let outcome = outcome.context("start-up")?;
+                    tracing::info!(?outcome, "agent running");
+                }
+                signal = wait_for_signal() => {
+                    signal?;
+                    agent.shutdown(DRAIN_TIMEOUT).await;
+                    return anyhow::Ok(0);
+                }
+            }
         }
         wait_for_signal().await?;
         spawn_second_signal_exit();

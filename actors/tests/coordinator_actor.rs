@@ -127,6 +127,8 @@ fn start(standalone: bool) -> Harness {
     let config = AgentConfig {
         standalone,
         paths: HostPaths::rooted_at(dir.path()),
+        // No real disk may ever be offered to a step in these tests.
+        block_device_allowlist: vec!["/dev/ironic-agent-test-no-such-disk".into()],
         ..AgentConfig::default()
     };
     let runner = Arc::new(FakeRunner::default());
@@ -380,7 +382,6 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
 
     // Steps whose real work belongs to later issues fail clearly.
     for (kind, step, args) in [
-        ("deploy", "install_coreos", json!({})),
         ("clean", "burnin_cpu", json!({})),
         ("service", "burnin_memory", json!({})),
     ] {
@@ -414,6 +415,20 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
         apply.command_error.expect("error").error_type,
         "SoftwareRAIDError"
     );
+
+    // install_coreos first picks the install device: with no disk allowed
+    // (the test's allow-list), that fails clearly before anything runs.
+    let coreos = run(
+        &h,
+        "deploy.execute_deploy_step",
+        step_params("deploy", "install_coreos", json!({})),
+        true,
+    )
+    .await
+    .expect("stored");
+    assert_eq!(coreos.command_status, CommandStatus::Failed);
+    let error = coreos.command_error.expect("error");
+    assert_eq!(error.error_type, "DeviceNotFound", "{error:?}");
 
     // With no reachable system bus, start_assisted_install fails clearly.
     let assisted = run(
@@ -839,12 +854,12 @@ async fn logs_inventory_and_node_info() {
         .iter()
         .any(|argv| argv.first().is_some_and(|p| p == "dmesg")));
 
-    // The inspector skeleton has no inventory yet: a FAILED result, dotted name.
+    // With the inspector merged, the (fixture-rooted, empty) inventory comes back.
     let inventory = run(&h, "poll.get_hardware_info", json!({}), true)
         .await
         .expect("stored");
-    assert_eq!(inventory.command_name, "poll.get_hardware_info");
-    assert_eq!(inventory.command_status, CommandStatus::Failed);
+    assert_eq!(inventory.command_name, "get_hardware_info");
+    assert_eq!(inventory.command_status, CommandStatus::Succeeded);
 
     // Standalone: set_node_info caches the node.
     let set = run(

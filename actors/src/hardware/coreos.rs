@@ -7,10 +7,11 @@
 
 use serde_json::{Map, Value};
 
-use super::generic::delegate_to_installer;
 use super::{args, HardwareManager, HardwareSupport, StepContext, StepError, StepInfo, StepResult};
 use crate::errors::StepKind;
 use crate::host::BoxFuture;
+use crate::inspector::ChooseInstallDevice;
+use crate::installer::{CoreosInstallRequest, InstallCoreos};
 use crate::systemd::StartUnitAndWait;
 
 /// The unit the converged (assisted) flow starts.
@@ -49,6 +50,44 @@ pub async fn try_delete_raid(ctx: &StepContext) -> bool {
     true
 }
 
+/// The host name the installed system gets in `/etc/hostname` (the container
+/// shares the host's UTS namespace, so this is the host's name).
+fn current_hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+}
+
+/// Steps 2–7 of `install_coreos`: choose the install device by root-device
+/// hints (fresh listing), then run `coreos-installer` on the installer runner.
+pub async fn install_coreos(ctx: StepContext) -> StepResult {
+    let device = ctx
+        .peers
+        .inspector
+        .send(ChooseInstallDevice {
+            node: ctx.node.clone(),
+        })
+        .await
+        .map_err(|err| StepError::mailbox("install_coreos", err))?
+        .map_err(StepError::Agent)?;
+    tracing::info!(device = %device.name, "installing CoreOS");
+    let request = CoreosInstallRequest::new(&device.name, ctx.node.clone(), current_hostname());
+    let outcome = ctx
+        .peers
+        .installer
+        .send(InstallCoreos(request))
+        .await
+        .map_err(|err| StepError::mailbox("install_coreos", err))?
+        .map_err(StepError::Agent)?;
+    tracing::info!(device = %outcome.device.display(), attempts = outcome.attempts, "CoreOS installed");
+    Ok(serde_json::json!({
+        "device": outcome.device,
+        "attempts": outcome.attempts,
+        "ignition": outcome.ignition,
+    }))
+}
+
 impl HardwareManager for CoreOSInstallHardwareManager {
     fn class_name(&self) -> &'static str {
         "CoreOSInstallHardwareManager"
@@ -82,7 +121,7 @@ impl HardwareManager for CoreOSInstallHardwareManager {
                 }
                 Some(Box::pin(async move {
                     try_delete_raid(&ctx).await;
-                    delegate_to_installer("install_coreos", ctx, step_args).await
+                    install_coreos(ctx).await
                 }))
             }
             "start_assisted_install" => {

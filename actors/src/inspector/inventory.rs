@@ -84,8 +84,8 @@ pub struct Cpu {
 pub struct BlockDevice {
     /// `/dev/<kname>`.
     pub name: String,
-    /// Model string.
-    pub model: String,
+    /// Model string; null when lsblk has none (as IPA reports it).
+    pub model: Option<String>,
     /// Size in bytes.
     pub size: u64,
     /// Whether the device is rotational.

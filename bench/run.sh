@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make bench`: our agent vs ironic-python-agent 13.0.0, side by side; writes
+# BENCHMARKS.md. Arguments go to bench/bench.py (e.g. --runs 7, --agent BIN,
+# --note TEXT, --out FILE); see bench/README.md.
+#
+#   BENCH_IMAGE=0   skip `container/build-image.sh` (image size not measured)
+#   AGENT_CMD=...   command template of the agent under test ({port}, {token});
+#                   then our release build and image are skipped
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+command -v wrk >/dev/null || {
+    echo "bench: installing wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+venv=$(bash bench/setup-ipa.sh)
+
+args=(--ipa-venv "$venv")
+if [[ -z ${AGENT_CMD:-} ]]; then
+    cargo build -j"${JOBS:-2}" --release --bin ironic-agent
+    bin=$repo/target/release/ironic-agent
+    image=localhost/ironic-agent:bench   # own tag: leaves :latest to the tests
+    if [[ ${BENCH_IMAGE:-1} == 0 ]]; then
+        args+=(--image-skip-reason "skipped (BENCH_IMAGE=0)")
+    elif ! command -v podman >/dev/null; then
+        args+=(--image-skip-reason "podman is not installed (make deps)")
+    elif out=$(IMAGE=$image BINARY=$bin PROFILE=release bash container/build-image.sh 2>&1) &&
+         bytes=$(grep -oP '^built .*: \K[0-9]+(?= bytes)' <<<"$out"); then
+        echo "$out"
+        args+=(--image-bytes "$bytes")
+        podman rmi "$image" >/dev/null 2>&1 || true
+    else
+        echo "$out" >&2
+        args+=(--image-skip-reason "container/build-image.sh failed")
+    fi
+else
+    args+=(--image-skip-reason "AGENT_CMD given: no image of it was built")
+fi
+exec python3 bench/bench.py "${args[@]}" "$@"

@@ -1,0 +1,388 @@
+//! The built agent against the REAL Ironic 39.0.0 conductor (`tests/support/ironic.rs`):
+//! (a) inspection → node `manageable` with our inventory stored;
+//! (b) lookup + heartbeat, a `custom-agent` deploy whose user step runs on us;
+//! (c) the same with Ironic's default `require_tls = True` and our auto-TLS.
+//! Never skipped: the harness installs Ironic itself when it is missing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::ironic::{IronicOptions, IronicSandbox};
+
+const STATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One conductor at a time: three all-in-one Ironics starting together on two cores
+/// can miss the harness's start-up timeout.
+static ONE_IRONIC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_ironic() -> std::sync::MutexGuard<'static, ()> {
+    ONE_IRONIC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fixture host (sysfs, procfs, /dev) with one physical NIC of MAC `mac`, so the
+/// agent reports a MAC the test knows and no block device at all.
+fn fixture_root(dir: &Path, mac: &str, hostname: &str) {
+    let write = |rel: &str, content: &str| {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    };
+    write(
+        "proc/cpuinfo",
+        "processor\t: 0\nmodel name\t: Fixture CPU\ncpu MHz\t: 2000.0\nflags\t: fpu sse\n\n",
+    );
+    write("proc/meminfo", "MemTotal:  4096000 kB\n");
+    write("proc/sys/kernel/hostname", &format!("{hostname}\n"));
+    write("proc/sys/kernel/arch", "x86_64\n");
+    write("sys/class/net/eth0/address", &format!("{mac}\n"));
+    write("sys/class/net/eth0/carrier", "1\n");
+    write("sys/devices/virtio0/vendor", "0x1af4\n");
+    std::os::unix::fs::symlink(
+        "../../../devices/virtio0",
+        dir.join("sys/class/net/eth0/device"),
+    )
+    .expect("symlink");
+    write("sys/class/dmi/id/sys_vendor", "Fixture Inc.\n");
+    write("sys/class/dmi/id/product_name", "Model 1\n");
+    std::fs::create_dir_all(dir.join("dev")).expect("mkdir dev");
+    write("cmdline", "");
+}
+
+/// The built agent, killed on drop; its stderr goes to a file shown on failure.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(api_url: &str, mac: &str, extra: &[&str], conf: &str) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fixture_root(root, mac, "fixture-node");
+        let conf_path = root.join("agent.conf");
+        std::fs::write(
+            &conf_path,
+            format!(
+                "[DEFAULT]\nlookup_timeout = 120\nlookup_interval = 1\n\
+                 inspection_collectors = default\n{conf}\n"
+            ),
+        )
+        .expect("conf");
+        let port = support::agent::free_port();
+        let log = root.join("agent.log");
+        let r = |rel: &str| root.join(rel).display().to_string();
+        let mut args: Vec<String> = vec![
+            "--debug".into(),
+            "--config-file".into(),
+            r("agent.conf"),
+            "--api-url".into(),
+            api_url.to_string(),
+            "--listen-host".into(),
+            "127.0.0.1".into(),
+            "--listen-port".into(),
+            port.to_string(),
+            "--advertise-host".into(),
+            "127.0.0.1".into(),
+            "--advertise-port".into(),
+            port.to_string(),
+            "--cmdline-file".into(),
+            r("cmdline"),
+            "--sys-root".into(),
+            r("sys"),
+            "--proc-root".into(),
+            r("proc"),
+            "--dev-root".into(),
+            r("dev"),
+            "--state-dir".into(),
+            r("run/ironic-agent"),
+            "--host-root".into(),
+            r("host"),
+            "--block-device-allowlist".into(),
+            "/dev/does-not-exist".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
+            .args(&args)
+            .env("IRONIC_AGENT_ENABLE_TEST_MANAGER", "1")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn the agent");
+        Agent {
+            child,
+            log,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The agent's log without ANSI colour sequences.
+    fn logs(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self._dir.path().join("run/ironic-agent")
+    }
+
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the agent exited ({status}):\n{}", self.logs());
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- agent log ---\n{}", self.logs());
+        }
+    }
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Enroll with a port of `mac`, then manage and provide: the node is `available`.
+fn available_node(ironic: &IronicSandbox, name: &str, mac: &str) -> String {
+    let node = ironic.create_node(name, json!({})).expect("create node");
+    ironic.create_port(&node, mac).expect("create port");
+    ironic
+        .set_provision_state(&node, "manage", json!({}))
+        .expect("manage");
+    ironic
+        .wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT)
+        .expect("manageable");
+    ironic
+        .set_provision_state(&node, "provide", json!({}))
+        .expect("provide");
+    ironic
+        .wait_for_provision_state(&node, &["available"], STATE_TIMEOUT)
+        .expect("available");
+    node
+}
+
+#[test]
+fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
+    let _one = one_ironic();
+    // Fast track: after inspection the same agent looks up (by the UUID inspection
+    // returned) and heartbeats while the node waits in `manageable`.
+    let ironic = IronicSandbox::start(IronicOptions {
+        fast_track: true,
+        ..IronicOptions::default()
+    })
+    .expect("start Ironic");
+    let mac = "02:fc:00:00:0a:01";
+    let node = ironic
+        .create_node("inspect-0", json!({}))
+        .expect("create node");
+    ironic.create_port(&node, mac).expect("create port");
+    ironic
+        .set_provision_state(&node, "manage", json!({}))
+        .expect("manage");
+    ironic
+        .wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT)
+        .expect("manageable");
+    ironic
+        .set_provision_state(&node, "inspect", json!({}))
+        .expect("inspect");
+    ironic
+        .wait_for_provision_state(&node, &["inspect wait"], STATE_TIMEOUT)
+        .expect("inspect wait");
+
+    let callback = format!("{}/v1/continue_inspection", ironic.url());
+    let mut agent = Agent::start(
+        &ironic.url(),
+        mac,
+        &["--inspection-callback-url", &callback],
+        "enable_auto_tls = False",
+    );
+    let done = ironic.wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT);
+    agent.assert_running();
+    done.unwrap_or_else(|err| panic!("{err:#}\n--- agent log ---\n{}", agent.logs()));
+
+    let stored = ironic.inventory(&node).expect("stored inventory");
+    let interfaces = stored["inventory"]["interfaces"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no interfaces in {stored}"));
+    assert!(
+        interfaces
+            .iter()
+            .any(|iface| iface["name"] == "eth0" && iface["mac_address"] == mac),
+        "our eth0 is not in Ironic's inventory: {stored}"
+    );
+    assert_eq!(stored["inventory"]["hostname"], "fixture-node");
+    assert_eq!(stored["inventory"]["cpu"]["model_name"], "Fixture CPU");
+    let logs = agent.logs();
+    assert!(logs.contains("inspection data accepted"), "{logs}");
+
+    // The lookup carried the node UUID from inspection, survived the conductor's 409
+    // (node locked by the inspection hooks) and the first heartbeat was accepted.
+    let expected = format!("http://127.0.0.1:{}", agent.port);
+    let info = wait_for("the agent's heartbeat", Duration::from_secs(60), || {
+        let node = ironic.node(&node).ok()?;
+        let info = node["driver_internal_info"].clone();
+        (info["agent_url"] == expected.as_str()).then_some(info)
+    });
+    assert!(!info["agent_last_heartbeat"].is_null(), "{info}");
+    agent.assert_running();
+    let logs = agent.logs();
+    assert!(
+        logs.contains(&format!("node=Some(\"{node}\")")),
+        "the lookup did not carry the UUID from inspection: {logs}"
+    );
+    assert!(logs.contains("heartbeat accepted"), "{logs}");
+}
+
+/// Deploys `node` (already `available`) with the test manager's `test_sleep` as a user
+/// deploy step, starts the agent, and waits for `active`. Returns the agent and the
+/// seconds from starting the agent to `active`.
+fn deploy_with_agent(
+    ironic: &IronicSandbox,
+    node: &str,
+    mac: &str,
+    conf: &str,
+) -> (Agent, Value, f64) {
+    ironic
+        .set_provision_state(
+            node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
+                                     "priority": 80, "args": {"seconds": 1}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let started = Instant::now();
+    let mut agent = Agent::start(&ironic.url(), mac, &[], conf);
+    let done = ironic.wait_for_provision_state(node, &["active"], STATE_TIMEOUT);
+    let elapsed = started.elapsed().as_secs_f64();
+    agent.assert_running();
+    let done = done.unwrap_or_else(|err| panic!("{err:#}\n--- agent log ---\n{}", agent.logs()));
+    (agent, done, elapsed)
+}
+
+/// What the conductor's log says it asked the agent (its `agent_client` lines).
+fn conductor_called(ironic: &IronicSandbox, command: &str) -> bool {
+    ironic.log_tail(5000).contains(command)
+}
+
+#[test]
+fn lookup_heartbeat_and_custom_agent_deploy_over_http() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    let mac = "02:fc:00:00:0b:01";
+    let node = available_node(&ironic, "deploy-0", mac);
+    let (agent, done, elapsed) = deploy_with_agent(&ironic, &node, mac, "enable_auto_tls = False");
+    eprintln!("plain HTTP: agent start → active in {elapsed:.1} s");
+
+    let info = &done["driver_internal_info"];
+    assert!(
+        conductor_called(&ironic, "deploy.get_deploy_steps"),
+        "the conductor never asked for our deploy steps"
+    );
+    assert!(conductor_called(&ironic, "deploy.execute_deploy_step"));
+    let logs = agent.logs();
+    assert!(logs.contains("test_sleep"), "{logs}");
+    assert!(logs.contains("lookup succeeded"), "{logs}");
+    assert!(logs.contains("heartbeat accepted"), "{logs}");
+    // The token was wiped and the agent URL is kept by Ironic after deploy.
+    assert!(
+        info.get("agent_url").is_none()
+            || info["agent_url"] == format!("http://127.0.0.1:{}", agent.port),
+        "{info}"
+    );
+    assert!(elapsed < 30.0, "deploy took {elapsed:.1} s");
+}
+
+#[test]
+fn lookup_heartbeat_and_deploy_with_require_tls_and_auto_tls() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions {
+        require_tls: true,
+        ..IronicOptions::default()
+    })
+    .expect("start Ironic");
+    let mac = "02:fc:00:00:0c:01";
+    let node = available_node(&ironic, "deploy-tls-0", mac);
+    let (agent, _done, elapsed) = deploy_with_agent(&ironic, &node, mac, "");
+    eprintln!("auto-TLS: agent start → active in {elapsed:.1} s");
+
+    // require_tls rejects an http:// callback: reaching `active` proves the conductor
+    // took our https callback and verified us with the certificate we sent.
+    assert!(conductor_called(&ironic, "deploy.get_deploy_steps"));
+    assert!(conductor_called(&ironic, "deploy.execute_deploy_step"));
+    let state = agent.state_dir();
+    let pem = std::fs::read_to_string(state.join("agent.crt")).expect("agent.crt");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(state.join("agent.key").exists());
+    let logs = agent.logs();
+    assert!(logs.contains("auto-TLS certificate generated"), "{logs}");
+    assert!(
+        logs.contains(&format!("https://127.0.0.1:{}", agent.port)),
+        "{logs}"
+    );
+}
+
+#[test]
+fn lookup_timeout_exits_non_zero_with_a_clear_error() {
+    // Nothing listens on this port: every lookup fails to connect.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let mut agent = Agent::start(
+        &closed,
+        "02:fc:00:00:0d:01",
+        &[],
+        "lookup_timeout = 3\nenable_auto_tls = False",
+    );
+    // While it retries, the API does not listen (IPA serves only after lookup).
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.assert_running();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", agent.port)).is_err(),
+        "nothing may listen before lookup succeeded"
+    );
+    let status = wait_for("the agent to exit", Duration::from_secs(30), || {
+        agent.child.try_wait().expect("try_wait")
+    });
+    assert!(!status.success(), "exit status {status}");
+    let logs = agent.logs();
+    assert!(logs.contains("Could not look up node info"), "{logs}");
+}
