@@ -1222,3 +1222,24 @@ async fn config_drive_goes_into_a_new_config_2_partition_of_a_gpt_whole_disk_ima
     // The image's own partition is still there.
     assert!(table.contains("   1            2048"), "{table}");
 }
+
+#[actix_rt::test]
+async fn standin_disks_with_mounted_file_systems_are_never_erased() {
+    let json = json!({"blockdevices": [
+        {"kname": "sdx", "type": "disk", "size": 1000, "ro": false, "pkname": null, "log-sec": 512},
+        {"kname": "sdy", "type": "disk", "size": 1000, "ro": false, "pkname": null, "log-sec": 512},
+        {"kname": "sdy1", "type": "part", "size": 500, "ro": false, "pkname": "sdy",
+         "mountpoint": "/", "log-sec": 512}]});
+    let s = StandIns::new(&json.to_string());
+    let addr = s.installer(&["/dev/sdx", "/dev/sdy"]);
+    let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false}});
+    let result = run_step(&addr, "erase_devices", json!({}), node)
+        .await
+        .expect("erase");
+    assert_eq!(result, json!({"/dev/sdx": null}));
+    assert!(
+        s.calls().iter().all(|c| !c.contains("sdy")),
+        "{:?}",
+        s.calls()
+    );
+}

@@ -153,7 +153,13 @@ pub async fn list_devices(
     }
     let mut devices: Vec<BlockDev> = parse_lsblk(&out.stdout)?
         .into_iter()
-        .filter(|d| d.is_disk() || d.is_raid() || (partitions && d.is_partition()))
+        // Loop devices count as disks only when an allow-list names them (tests);
+        // otherwise they are the live image's own file systems, as in IPA (type disk).
+        .filter(|d| {
+            (d.kind == "disk" || (d.kind == "loop" && allowlist.is_restricted()))
+                || d.is_raid()
+                || (partitions && d.is_partition())
+        })
         // md arrays are listed only as holders of the queried (allowed) disks;
         // their member partitions are checked before anything touches them.
         .filter(|d| d.kind.starts_with("raid") || allowlist.permits(&d.path))

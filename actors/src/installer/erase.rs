@@ -132,8 +132,13 @@ pub async fn erase_devices_metadata(env: &StepEnv) -> Result<Value, AgentError> 
         .await
         .map_err(|err| failures::block_device_erase(format!("listing block devices: {err}")))?;
     devices.sort_by(|a, b| b.path.cmp(&a.path));
+    let in_use = in_use(env).await;
     let mut errors = Vec::new();
     for dev in &devices {
+        if is_in_use(dev, &in_use) {
+            tracing::warn!(device = %dev.path.display(), "skipping a device with a mounted file system");
+            continue;
+        }
         if dev.is_virtual_media() {
             tracing::info!(device = %dev.path.display(), "skipping the virtual media device");
             continue;
@@ -160,6 +165,22 @@ pub async fn erase_devices_metadata(env: &StepEnv) -> Result<Value, AgentError> 
             errors.join("; ")
         )))
     }
+}
+
+/// Disks (and partitions) with a mounted file system: the machine's own disks,
+/// never erased.
+async fn in_use(env: &StepEnv) -> Vec<std::path::PathBuf> {
+    disks::mounted_disks(env.runner.as_ref())
+        .await
+        .unwrap_or_default()
+}
+
+fn is_in_use(dev: &BlockDev, in_use: &[std::path::PathBuf]) -> bool {
+    in_use.contains(&dev.path)
+        || dev
+            .parent
+            .as_ref()
+            .is_some_and(|p| in_use.contains(&std::path::PathBuf::from(format!("/dev/{p}"))))
 }
 
 /// The protected-filesystem guard: GPFS, VMFS (GPT and MBR) and gfs2 on the
@@ -358,9 +379,14 @@ pub async fn erase_devices(
     let all = disks::list_devices(env.runner.as_ref(), &env.allowlist, true)
         .await
         .map_err(|err| failures::block_device_erase(format!("listing block devices: {err}")))?;
+    let in_use = in_use(env).await;
     let mut targets = Vec::new();
     for dev in all.iter().filter(|d| d.is_disk()) {
         if dev.is_virtual_media() || dev.is_raid() {
+            continue;
+        }
+        if is_in_use(dev, &in_use) {
+            tracing::warn!(device = %dev.path.display(), "skipping a disk with a mounted file system");
             continue;
         }
         if dev.read_only {
@@ -383,6 +409,10 @@ pub async fn erase_devices(
         }
         targets.push(dev.clone());
     }
+    let total: u64 = targets.iter().map(|d| d.size).sum();
+    env.progress
+        .start(format!("erasing {} device(s)", targets.len()), Some(total));
+    let done = &std::sync::atomic::AtomicU64::new(0);
     let results: Vec<(String, Result<(), String>)> = stream::iter(targets)
         .map(|dev| {
             let flags = flags.clone();
@@ -396,12 +426,15 @@ pub async fn erase_devices(
                 } else {
                     erase_block_device(env, &dev, &flags).await
                 };
+                let finished = done.fetch_add(dev.size, std::sync::atomic::Ordering::SeqCst);
+                env.progress.update(finished + dev.size);
                 (dev.path.display().to_string(), result)
             }
         })
         .buffer_unordered(flags.concurrency)
         .collect()
         .await;
+    env.progress.finish();
     let mut out = Map::new();
     let mut errors = Vec::new();
     for (path, result) in results {

@@ -62,8 +62,10 @@ impl Fetcher {
     /// Builds the fetcher from the configuration and `image_info`.
     pub fn new(config: &crate::config::AgentConfig, info: &ImageInfo) -> Result<Self, AgentError> {
         let stall = Duration::from_secs(config.image_download_connection_timeout.max(1));
+        let tls = super::tls::client_config(config.cafile.as_deref(), config.insecure)
+            .map_err(|e| failures::image_download(&info.id, format!("TLS setup: {e}")))?;
         let client = awc::Client::builder()
-            .connector(awc::Connector::new().timeout(stall))
+            .connector(awc::Connector::new().timeout(stall).rustls_0_23(tls))
             .timeout(stall)
             .disable_redirects()
             .finish();

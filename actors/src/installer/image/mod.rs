@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod configdrive;
 pub mod download;
 pub mod qemu;
+pub mod tls;
 pub mod write;
 
 use std::collections::HashMap;
@@ -368,6 +369,10 @@ async fn attempt(
     }
     disks::check_allowed(&env.allowlist, &device.path)
         .map_err(|e| Failure::Stop(failures::image_write(&dev, e)))?;
+    // Whole-disk images: wipe the old metadata right before converting, as IPA does.
+    super::erase::erase_metadata_of(env, device)
+        .await
+        .map_err(|e| Failure::Stop(failures::image_write(&dev, e)))?;
     env.progress
         .start(format!("converting image {} to {dev}", info.id), Some(size));
     let converted = qemu
@@ -436,12 +441,6 @@ async fn write_image(env: &StepEnv, info: &ImageInfo, device: &BlockDev) -> Resu
     let dev = device.path.display().to_string();
     let fetcher = Fetcher::new(&env.config, info)?;
     let (algo, expected) = resolve_checksum(env, info, &fetcher).await?;
-    if !info.streams() {
-        // Whole-disk images: wipe the old metadata first, as IPA does.
-        super::erase::erase_metadata_of(env, device)
-            .await
-            .map_err(|e| failures::image_write(&dev, e))?;
-    }
     let scratch_dir = scratch_dir(env);
     std::fs::create_dir_all(&scratch_dir)
         .map_err(|e| failures::image_write(&dev, format!("{}: {e}", scratch_dir.display())))?;
