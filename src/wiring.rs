@@ -133,6 +133,21 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
             let addrs = agent.serve().await?;
             tracing::info!(?addrs, standalone = true, "agent running");
         } else {
+            // Restart recovery: restore (and from now on save) the command history.
+            let store = ironic_agent_actors::state::StateStore::new(
+                &config.paths.state_dir,
+                &config.paths.proc_root,
+            );
+            let (restored, interrupted) = agent
+                .coordinator
+                .send(ironic_agent_actors::coordinator::EnableStatePersistence(
+                    store,
+                ))
+                .await
+                .context("coordinator mailbox")?;
+            if restored > 0 {
+                tracing::info!(restored, interrupted, "resuming after an agent restart");
+            }
             // Lookup may take up to lookup_timeout: a signal still stops the agent.
             let peers = agent.startup_peers();
             let timing = StartupTiming::default();

@@ -18,6 +18,7 @@ pub mod installer;
 pub mod ironic;
 pub mod power;
 pub mod probe;
+pub mod state;
 pub mod systemd;
 
 /// The agent version reported in `/v1/status` and heartbeats.

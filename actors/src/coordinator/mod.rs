@@ -11,7 +11,7 @@ pub mod logs;
 pub mod registry;
 
 pub use actor::{
-    AttachApiControl, CacheNode, Coordinator, DrainCommands, GetCachedNode, GetCommand,
-    ListCommands, Peers, ProbeAll, RunCommand,
+    AttachApiControl, CacheNode, Coordinator, DrainCommands, EnableStatePersistence, GetCachedNode,
+    GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
 };
 pub use commands::rescued_marker_path;
