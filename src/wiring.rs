@@ -20,6 +20,11 @@ use ironic_agent_actors::systemd::SystemdSupervisor;
 /// How long a signal waits for a running command before the agent exits anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The exit code when Ironic could not be reached (or did not know the node) within
+/// `lookup_timeout`: `EX_TEMPFAIL` (75), distinct from other start-up failures (1), so
+/// systemd's `Restart=on-failure` retries and operators can tell the two apart.
+pub const EXIT_LOOKUP_FAILED: i32 = 75;
+
 /// Addresses of every running actor.
 #[derive(Debug, Clone)]
 pub struct Agent {
@@ -154,7 +159,17 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
             let startup = startup::run(&config, &peers, &timing);
             tokio::select! {
                 outcome = startup => {
-                    let outcome = outcome.context("start-up")?;
+                    let outcome = match outcome {
+                        Err(err @ startup::StartupError::Lookup { .. }) => {
+                            tracing::error!(
+                                error = %err,
+                                exit_code = EXIT_LOOKUP_FAILED,
+                                "giving up; systemd's Restart=on-failure starts the agent again"
+                            );
+                            return anyhow::Ok(EXIT_LOOKUP_FAILED);
+                        }
+                        other => other.context("start-up")?,
+                    };
                     tracing::info!(?outcome, "agent running");
                 }
                 signal = wait_for_signal() => {

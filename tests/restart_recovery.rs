@@ -198,6 +198,63 @@ fn assert_private(path: &Path) {
     assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
 }
 
+/// A loopback TCP forwarder in front of Ironic for the first agent run: `cut()` closes
+/// every connection and refuses new ones, so no heartbeat reaches the conductor while
+/// the test kills the agent (otherwise the conductor may be talking to the agent at
+/// the moment of the kill and fail the deploy with "Connection to agent failed").
+struct Gate {
+    url: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Gate {
+    fn new(target_port: u16) -> Gate {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind gate");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let mut list = open2.lock().expect("lock");
+                list.push(client.try_clone().expect("clone"));
+                list.push(server.try_clone().expect("clone"));
+                drop(list);
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Gate { url, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.open.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 /// Records one scenario's figures for the generated `docs/reliability.md`.
 fn record(name: &str, figures: Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/reliability");
@@ -237,7 +294,15 @@ fn kill_and_restart(
     fixture_root(root, mac);
     let state = root.join("run/ironic-agent");
     let port = support::agent::free_port();
-    let mut first = Agent::start(root, &ironic.url(), port, 1);
+    let gate = Gate::new(ironic.port());
+    let mut first = Agent::start(root, &gate.url, port, 1);
+    wait_for("the deploy step to start", STATE_TIMEOUT, || {
+        persisted_step_status(&state).map(|_| ())
+    });
+    // From here on the conductor hears nothing from this run (see `Gate`); give a
+    // heartbeat it is processing time to finish before killing.
+    gate.cut();
+    std::thread::sleep(Duration::from_secs(2));
     wait_for(
         &format!("the deploy step to be persisted as {kill_at}"),
         STATE_TIMEOUT,
