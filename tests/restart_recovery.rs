@@ -247,6 +247,10 @@ impl Gate {
         Gate { url, cut, open }
     }
 
+    fn reopen(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
         for stream in self.open.lock().expect("lock").drain(..) {
@@ -393,6 +397,68 @@ fn killed_after_the_deploy_step_finished_the_node_becomes_active() {
                "state_at_kill": at_kill,
                "final_state": done["provision_state"],
                "seconds_restart_to_final": elapsed,
+               "operator_actions": 0}),
+    );
+}
+
+#[test]
+fn ironic_unreachable_mid_step_heartbeats_back_off_and_resume() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    let mac = "02:fc:00:00:1c:01";
+    let node = available_node(&ironic, "ironic-down", mac);
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
+                                     "priority": 80, "args": {"seconds": 12}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fixture_root(root, mac);
+    let state = root.join("run/ironic-agent");
+    let gate = Gate::new(ironic.port());
+    let agent = Agent::start(root, &gate.url, support::agent::free_port(), 1);
+    wait_for("the deploy step to start", STATE_TIMEOUT, || {
+        persisted_step_status(&state).map(|_| ())
+    });
+    // Ironic's API is unreachable for the agent until the step has finished.
+    gate.cut();
+    let down = Instant::now();
+    wait_for(
+        "the step to finish while Ironic is down",
+        STATE_TIMEOUT,
+        || (persisted_step_status(&state).as_deref() == Some("SUCCEEDED")).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let down_secs = down.elapsed().as_secs_f64();
+    gate.reopen();
+    let reopened = Instant::now();
+    let done = ironic
+        .wait_for_provision_state(&node, &["active"], STATE_TIMEOUT)
+        .unwrap_or_else(|err| panic!("{err:#}\n{}", agent.logs()));
+    let resume_secs = reopened.elapsed().as_secs_f64();
+    let logs = agent.logs();
+    let failed = logs.matches("heartbeat failed").count();
+    assert!(
+        failed >= 1,
+        "no heartbeat failed while Ironic was down:\n{logs}"
+    );
+    assert!(logs.contains("command finished status=Succeeded"), "{logs}");
+    eprintln!("Ironic down {down_secs:.1} s; active {resume_secs:.1} s after it came back");
+    record(
+        "ironic-down",
+        json!({"case": "Ironic API unreachable for the agent while the deploy step runs",
+               "seconds_unreachable": down_secs,
+               "heartbeat_failures_logged": failed,
+               "step_outcome": "SUCCEEDED",
+               "final_state": done["provision_state"],
+               "seconds_from_reachable_to_final": resume_secs,
                "operator_actions": 0}),
     );
 }
