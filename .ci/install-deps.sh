@@ -11,7 +11,7 @@ for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-a
     "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
     "lshw:lshw" \
     "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
-    "xz-utils:xz" "pkg-config:pkg-config" \
+    "xz-utils:xz" "pkg-config:pkg-config" "qemu-utils:qemu-img" "coreutils:shred" \
     "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
@@ -38,7 +38,7 @@ bash tests/harness/coreos/install-coreos-installer.sh >/dev/null
 if [[ -x tests/harness/ironic/setup.sh ]]; then
     bash tests/harness/ironic/setup.sh
 fi
-if [[ -x tests/harness/ipa/setup.sh ]]; then
-    bash tests/harness/ipa/setup.sh
+if [[ -f bench/setup-ipa.sh ]]; then
+    bash bench/setup-ipa.sh >/dev/null
 fi
 echo "install-deps: done"

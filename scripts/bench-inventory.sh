@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Side-by-side inventory benchmark: IPA 13.0.0 (the reference venv of
-# tests/harness/ipa) against `ironic-agent inventory`, N runs each, medians printed.
+# Side-by-side inventory benchmark: IPA 13.0.0 (bench/setup-ipa.sh's venv, run in
+# the protective sandbox) against `ironic-agent inventory`, N runs each, medians printed.
 # The issue's target: ours <= 1/10 of IPA's median.
 #
 #   scripts/bench-inventory.sh [runs]        (default 7; needs a release build)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${1:-7}
-CACHE=${IRONIC_AGENT_CACHE:-$HERE/.cache}
-IRONIC_AGENT_CACHE=$CACHE bash "$HERE/tests/harness/ipa/setup.sh" >&2
+bash "$HERE/bench/setup-ipa.sh" >&2
 BIN=${IRONIC_AGENT_BIN:-$HERE/target/release/ironic-agent}
 [ -x "$BIN" ] || (cd "$HERE" && cargo build --release -j2 >&2)
 CMDLINE=$(mktemp); trap 'rm -f "$CMDLINE"' EXIT
@@ -21,7 +20,7 @@ time_runs() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
   done
 }
-ipa=$(time_runs "$CACHE/ipa13-venv/bin/python" "$HERE/tests/harness/ipa/inventory.py" | median)
+ipa=$(time_runs "$HERE/tests/harness/ipa/sandboxed-python.sh" "$HERE/tests/harness/ipa/inventory.py" | median)
 ours=$(time_runs "$BIN" --cmdline-file "$CMDLINE" inventory | median)
 awk -v i="$ipa" -v o="$ours" -v n="$RUNS" 'BEGIN {
   printf "inventory median over %d runs: IPA 13.0.0 %.3f s, ironic-agent %.3f s (%.1f%% of IPA, %.0fx faster)\n",

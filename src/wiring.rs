@@ -12,7 +12,9 @@ use ironic_agent_actors::config::AgentConfig;
 use ironic_agent_actors::coordinator::{Coordinator, DrainCommands, Peers, ProbeAll};
 use ironic_agent_actors::host::ProcessRunner;
 use ironic_agent_actors::inspector::HardwareInspector;
-use ironic_agent_actors::installer::InstallerRunner;
+use ironic_agent_actors::installer::{
+    CancelInstaller, InstallerIdle, InstallerRunner, WaitForInstaller,
+};
 use ironic_agent_actors::ironic::startup::{self, StartupPeers, StartupTiming};
 use ironic_agent_actors::ironic::{IronicClient, StopHeartbeating};
 use ironic_agent_actors::systemd::SystemdSupervisor;
@@ -24,6 +26,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// `lookup_timeout`: `EX_TEMPFAIL` (75), distinct from other start-up failures (1), so
 /// systemd's `Restart=on-failure` retries and operators can tell the two apart.
 pub const EXIT_LOOKUP_FAILED: i32 = 75;
+
+/// How long a cancelled installer may take to stop at shutdown.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// Addresses of every running actor.
 #[derive(Debug, Clone)]
@@ -105,15 +110,51 @@ impl Agent {
     }
 
     /// Clean shutdown: stop accepting work, let a running command finish, stop the API.
+    ///
+    /// A running installer (`install_coreos`) is waited for within the same
+    /// `drain_timeout` (a half-written disk is worse than a late exit); only when it is
+    /// still running after that is it cancelled, so its command ends FAILED instead of
+    /// staying RUNNING, and the kill is waited for (at most [`CANCEL_WAIT`]).
     pub async fn shutdown(&self, drain_timeout: Duration) -> bool {
         tracing::info!("shutting down: no new commands are accepted");
-        let drained = self
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        let mut drained = self
             .coordinator
             .send(DrainCommands {
                 timeout: drain_timeout,
             })
             .await
             .unwrap_or(false);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let installer = self
+            .peers
+            .installer
+            .send(WaitForInstaller { timeout: left })
+            .await
+            .unwrap_or(InstallerIdle::Idle);
+        if let InstallerIdle::StillRunning(what) = installer {
+            drained = false;
+            tracing::warn!("{what} is still running after {drain_timeout:?}: cancelling it");
+            let _ = self.peers.installer.send(CancelInstaller).await;
+            let after = self
+                .peers
+                .installer
+                .send(WaitForInstaller {
+                    timeout: CANCEL_WAIT,
+                })
+                .await
+                .unwrap_or(InstallerIdle::Idle);
+            if let InstallerIdle::StillRunning(what) = after {
+                tracing::error!("{what} did not stop after being cancelled");
+            }
+            // Its command now fails as cancelled: let the registry record that.
+            let _ = self
+                .coordinator
+                .send(DrainCommands {
+                    timeout: CANCEL_WAIT,
+                })
+                .await;
+        }
         if !drained {
             tracing::warn!("a command was still running at shutdown");
         }
@@ -127,6 +168,7 @@ impl Agent {
 pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
     let system = actix::System::new();
     let code = system.block_on(async move {
+        fix_host_hostname(&config).await?;
         let agent = start_actors(&config);
         let names = agent.probe().await?;
         tracing::debug!(?names, "all actors answer");
@@ -185,6 +227,26 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
         anyhow::Ok(0)
     })?;
     Ok(code)
+}
+
+/// The CoreOS hardware manager's start-up hostname fix, before any actor starts.
+///
+/// Skipped (one warning) when the host root does not exist; a failure stops start-up.
+pub async fn fix_host_hostname(config: &AgentConfig) -> anyhow::Result<()> {
+    let root = &config.paths.host_root;
+    if !root.is_dir() {
+        tracing::warn!(
+            host_root = %root.display(),
+            "CoreOS hostname fix skipped: there is no host root"
+        );
+        return Ok(());
+    }
+    let runner = ProcessRunner::default();
+    ironic_agent_actors::installer::fix_hostname(config, &runner)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", err.details))
+        .context("start-up stopped")?;
+    Ok(())
 }
 
 /// Waits for the first SIGTERM or SIGINT.

@@ -1,6 +1,7 @@
 //! Parity: IPA 13.0.0's inventory and `ironic-agent inventory` on this same machine,
 //! compared key by key. Every difference is either fixed or listed in `KNOWN` with
-//! its reason. IPA runs from a private venv (tests/harness/ipa/setup.sh) and only reads.
+//! its reason. IPA runs from bench/setup-ipa.sh's venv, only inside the protective sandbox
+//! (tests/harness/ipa/sandboxed-python.sh → bench/sandbox/run.sh), and only reads.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,22 +21,20 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The reference IPA's python: bench/setup-ipa.sh's venv, run only inside the protective
+/// sandbox (tests/harness/ipa/sandboxed-python.sh → bench/sandbox/run.sh).
 fn ipa_python() -> PathBuf {
-    let cache = std::env::var_os("IRONIC_AGENT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache"));
     let setup = Command::new("bash")
-        .arg(repo().join("tests/harness/ipa/setup.sh"))
-        .env("IRONIC_AGENT_CACHE", &cache)
+        .arg(repo().join("bench/setup-ipa.sh"))
         .output()
-        .expect("run tests/harness/ipa/setup.sh");
+        .expect("run bench/setup-ipa.sh");
     assert!(
         setup.status.success(),
         "IPA venv setup failed: {}{}",
         String::from_utf8_lossy(&setup.stdout),
         String::from_utf8_lossy(&setup.stderr)
     );
-    cache.join("ipa13-venv/bin/python")
+    repo().join("tests/harness/ipa/sandboxed-python.sh")
 }
 
 fn run_json(cmd: &mut Command, what: &str) -> (Value, f64) {

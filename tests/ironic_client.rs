@@ -250,6 +250,39 @@ fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
     let logs = agent.logs();
     assert!(logs.contains("inspection data accepted"), "{logs}");
 
+    // Issue 9, scenario 1: the stored inventory equals `ironic-agent inventory` for the
+    // same roots (nothing in this fixture changes between calls).
+    let root = agent._dir.path();
+    let r = |rel: &str| root.join(rel).display().to_string();
+    let cli = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
+        .args([
+            "inventory",
+            "--config-file",
+            &r("agent.conf"),
+            "--cmdline-file",
+            &r("cmdline"),
+            "--sys-root",
+            &r("sys"),
+            "--proc-root",
+            &r("proc"),
+            "--dev-root",
+            &r("dev"),
+            "--block-device-allowlist",
+            "/dev/does-not-exist",
+        ])
+        .output()
+        .expect("ironic-agent inventory");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&cli.stdout).expect("inventory JSON");
+    assert_eq!(
+        stored["inventory"], printed,
+        "Ironic's stored inventory differs from `ironic-agent inventory`"
+    );
+
     // The lookup carried the node UUID from inspection, survived the conductor's 409
     // (node locked by the inspection hooks) and the first heartbeat was accepted.
     let expected = format!("http://127.0.0.1:{}", agent.port);
@@ -385,4 +418,185 @@ fn lookup_timeout_exits_non_zero_with_a_clear_error() {
     assert_eq!(status.code(), Some(75), "exit status {status}");
     let logs = agent.logs();
     assert!(logs.contains("Could not look up node info"), "{logs}");
+}
+
+/// Issue 9, scenario 9 (failure injection, the step part): a deploy step raising an
+/// error (the test manager's `test_fail`) puts the node in `deploy failed` with our
+/// error text in `last_error`; the conductor then collects our logs
+/// (`log.collect_system_logs`, `deploy_logs_collect = on_failure`) and stores a valid
+/// tar.gz in the run dir's deploy-logs.
+#[test]
+fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    let mac = "02:fc:00:00:0e:01";
+    let node = available_node(&ironic, "deploy-fail-0", mac);
+    let text = "e2e injected failure 4711";
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_fail",
+                                     "priority": 80, "args": {"message": text}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    let done = ironic.wait_for_provision_state(&node, &["deploy failed"], STATE_TIMEOUT);
+    agent.assert_running();
+    let done = done.unwrap_or_else(|err| {
+        panic!(
+            "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
+            agent.logs(),
+            ironic.log_tail(60)
+        )
+    });
+    let last_error = last_error_of(&ironic, &node, done);
+    assert!(
+        last_error.contains(text),
+        "last_error {last_error:?} lacks our text\n--- agent log ---\n{}",
+        agent.logs()
+    );
+    let logs_dir = ironic.run_dir().expect("run dir").join("deploy-logs");
+    let stored = wait_for("the collected deploy logs", Duration::from_secs(30), || {
+        std::fs::read_dir(&logs_dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains(&node))
+    });
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&stored)
+        .output()
+        .expect("tar");
+    assert!(
+        listing.status.success() && !listing.stdout.is_empty(),
+        "{} is not a valid tar.gz: {}",
+        stored.display(),
+        String::from_utf8_lossy(&listing.stderr)
+    );
+}
+
+/// Issue 9, scenario 9 (Ironic outage): the conductor is stopped while the agent runs a
+/// deploy step and heartbeats, stays down for a while, then comes back in the same run
+/// dir and port (`IronicSandbox::restart`); the agent keeps retrying its heartbeats,
+/// gets through again and the deploy finishes (`active`).
+#[test]
+fn agent_recovers_when_ironic_is_down_mid_heartbeating() {
+    let _one = one_ironic();
+    let mut ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
+    let mac = "02:fc:00:00:0f:01";
+    let node = available_node(&ironic, "outage-0", mac);
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
+                                     "priority": 80, "args": {"seconds": 20}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    wait_for("the step to run on the agent", STATE_TIMEOUT, || {
+        agent.logs().contains("test_sleep").then_some(())
+    });
+    let down = Instant::now();
+    let opts = ironic.options();
+    // stop.sh + a pause + start.sh: the API is gone for well over a heartbeat interval
+    ironic
+        .restart_after(opts, Duration::from_secs(12))
+        .expect("restart Ironic");
+    eprintln!("Ironic was down for {:.1} s", down.elapsed().as_secs_f64());
+    let done = ironic.wait_for_provision_state(&node, &["active"], Duration::from_secs(120));
+    agent.assert_running();
+    done.unwrap_or_else(|err| {
+        panic!(
+            "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
+            agent.logs(),
+            ironic.log_tail(60)
+        )
+    });
+    let logs = agent.logs();
+    let failed = logs.find("heartbeat failed").unwrap_or_else(|| {
+        panic!("no failed heartbeat while Ironic was down:\n{logs}");
+    });
+    assert!(
+        logs[failed..].contains("heartbeat accepted"),
+        "no accepted heartbeat after the outage:\n{logs}"
+    );
+}
+
+/// Issue 9, scenario 9 (agent killed mid-step): SIGKILL while a deploy step runs; with
+/// the harness's short callback timeout (20 s) the conductor notices the silence and
+/// fails the deploy with a timeout — nothing hangs.
+#[test]
+fn agent_killed_mid_step_ends_in_deploy_failed_by_timeout() {
+    let _one = one_ironic();
+    let ironic = IronicSandbox::start(IronicOptions {
+        short_callback_timeout: true,
+        ..IronicOptions::default()
+    })
+    .expect("start Ironic");
+    let mac = "02:fc:00:00:10:01";
+    let node = available_node(&ironic, "killed-0", mac);
+    ironic
+        .set_provision_state(
+            &node,
+            "active",
+            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
+                                     "priority": 80, "args": {"seconds": 600}}]}),
+        )
+        .expect("deploy");
+    ironic
+        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
+        .expect("wait call-back");
+    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    wait_for("the step to run on the agent", STATE_TIMEOUT, || {
+        agent.logs().contains("test_sleep").then_some(())
+    });
+    agent.assert_running();
+    agent.child.kill().expect("SIGKILL the agent");
+    let _ = agent.child.wait();
+    let killed = Instant::now();
+    let done = ironic
+        .wait_for_provision_state(&node, &["deploy failed"], Duration::from_secs(90))
+        .unwrap_or_else(|err| {
+            panic!(
+                "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
+                agent.logs(),
+                ironic.log_tail(60)
+            )
+        });
+    eprintln!(
+        "deploy failed {:.1} s after the agent was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    // The conductor saves the state before its error handler saves last_error.
+    let last_error = last_error_of(&ironic, &node, done);
+    assert!(
+        last_error.contains("Timeout reached while waiting for callback"),
+        "{last_error:?}"
+    );
+}
+
+/// The node's `last_error`, waiting (bounded) for it: after a failure the conductor saves
+/// the new provision state before its error handler saves `last_error`.
+fn last_error_of(ironic: &IronicSandbox, node: &str, seen: Value) -> String {
+    let mut current = seen;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(text) = current["last_error"].as_str().filter(|t| !t.is_empty()) {
+            return text.to_string();
+        }
+        if Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        current = ironic.node(node).unwrap_or(current);
+    }
 }

@@ -227,6 +227,43 @@ fn is_partition_of(candidate: &Path, disk: &Path) -> bool {
         && (rest.starts_with('p') || !disk_ends_in_digit)
 }
 
+/// Kernel names of the disks that back a mounted filesystem of this mount
+/// namespace (e.g. `vda` when `/` lives on `/dev/vda1` or `/dev/vda`).
+///
+/// Read from `<proc_root>/self/mountinfo` (the `major:minor` field) and
+/// `<sys_root>/dev/block/<major:minor>`; a partition maps to its parent disk.
+/// No step may install onto or wipe such a disk, whatever the hints say.
+pub fn disks_in_use(proc_root: &Path, sys_root: &Path) -> std::collections::BTreeSet<String> {
+    let mut disks = std::collections::BTreeSet::new();
+    let Ok(mountinfo) = std::fs::read_to_string(proc_root.join("self/mountinfo")) else {
+        return disks;
+    };
+    for line in mountinfo.lines() {
+        let Some(dev) = line.split_whitespace().nth(2) else {
+            continue;
+        };
+        if dev.starts_with("0:") {
+            continue; // virtual filesystems (tmpfs, overlay, proc, …)
+        }
+        let Ok(node) = std::fs::canonicalize(sys_root.join("dev/block").join(dev)) else {
+            continue;
+        };
+        let disk = if node.join("partition").exists() {
+            node.parent().map(Path::to_path_buf)
+        } else {
+            Some(node)
+        };
+        if let Some(name) = disk
+            .as_deref()
+            .and_then(Path::file_name)
+            .and_then(|name| name.to_str())
+        {
+            disks.insert(name.to_string());
+        }
+    }
+    disks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +300,32 @@ mod tests {
                 "/dev/sda"
             ]
         );
+    }
+
+    #[test]
+    fn disks_in_use_maps_partitions_to_their_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proc_root = dir.path().join("proc");
+        let sys_root = dir.path().join("sys");
+        std::fs::create_dir_all(proc_root.join("self")).expect("proc");
+        std::fs::write(
+            proc_root.join("self/mountinfo"),
+            "27 1 8:2 / / rw - ext4 /dev/sda2 rw\n\
+             30 27 0:22 / /proc rw - proc proc rw\n\
+             31 27 254:0 / /data rw - ext4 /dev/vdb rw\n",
+        )
+        .expect("mountinfo");
+        let devices = sys_root.join("devices/block");
+        std::fs::create_dir_all(devices.join("sda/sda2")).expect("sda2");
+        std::fs::write(devices.join("sda/sda2/partition"), "2").expect("partition");
+        std::fs::create_dir_all(devices.join("vdb")).expect("vdb");
+        std::fs::create_dir_all(sys_root.join("dev/block")).expect("dev/block");
+        std::os::unix::fs::symlink(devices.join("sda/sda2"), sys_root.join("dev/block/8:2"))
+            .expect("link");
+        std::os::unix::fs::symlink(devices.join("vdb"), sys_root.join("dev/block/254:0"))
+            .expect("link");
+        let in_use = disks_in_use(&proc_root, &sys_root);
+        assert_eq!(in_use.into_iter().collect::<Vec<_>>(), ["sda", "vdb"]);
     }
 
     #[actix_rt::test]

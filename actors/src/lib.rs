@@ -16,6 +16,7 @@ pub mod host;
 pub mod inspector;
 pub mod installer;
 pub mod ironic;
+pub mod logs;
 pub mod power;
 pub mod probe;
 pub mod state;

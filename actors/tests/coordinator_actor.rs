@@ -84,7 +84,13 @@ impl CommandRunner for FakeRunner {
         Box::pin(async move {
             Ok(CommandOutput {
                 code: Some(i32::from(fails)),
-                stdout: format!("output of {program}, long enough to be a real journal\n"),
+                // lsblk: an empty device list (delete_configuration, run before
+                // install_coreos, finds no RAID to delete).
+                stdout: if program == "lsblk" {
+                    "{\"blockdevices\": []}\n".to_string()
+                } else {
+                    format!("output of {program}, long enough to be a real journal\n")
+                },
                 stderr: if fails {
                     "it broke".into()
                 } else {
@@ -376,9 +382,8 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
 
     // Steps whose real work belongs to later issues fail clearly.
     for (kind, step, args) in [
-        ("deploy", "write_image", json!({"image_info": {"id": "x"}})),
-        ("clean", "erase_devices", json!({})),
-        ("service", "apply_configuration", json!({"raid_config": {}})),
+        ("clean", "burnin_cpu", json!({})),
+        ("service", "burnin_memory", json!({})),
     ] {
         let result = run(
             &h,
@@ -409,6 +414,21 @@ async fn wait_true_blocks_until_the_end_and_failures_are_wrapped() {
     assert_eq!(coreos.command_status, CommandStatus::Failed);
     let error = coreos.command_error.expect("error");
     assert_eq!(error.error_type, "DeviceNotFound", "{error:?}");
+
+    // apply_configuration validates the RAID config before touching anything.
+    let apply = run(
+        &h,
+        "service.execute_service_step",
+        step_params("service", "apply_configuration", json!({"raid_config": {}})),
+        true,
+    )
+    .await
+    .expect("stored");
+    assert_eq!(apply.command_status, CommandStatus::Failed);
+    assert_eq!(
+        apply.command_error.expect("error").error_type,
+        "SoftwareRAIDError"
+    );
 
     // With no reachable system bus, start_assisted_install fails clearly.
     let assisted = run(
@@ -870,6 +890,7 @@ async fn logs_inventory_and_node_info() {
 #[actix_rt::test]
 async fn async_commands_that_are_not_implemented_fail_clearly() {
     let h = start(false);
+    // prepare_image is implemented (tests/generic_steps.rs); an unusable checksum is a 400.
     let image_info = json!({"id": "img", "urls": ["http://x/img"], "checksum": "abc"});
     let prepare = run(
         &h,
@@ -878,14 +899,9 @@ async fn async_commands_that_are_not_implemented_fail_clearly() {
         true,
     )
     .await
-    .expect("stored");
-    assert_eq!(prepare.command_name, "prepare_image");
-    assert_eq!(prepare.command_status, CommandStatus::Failed);
-    assert!(prepare
-        .command_error
-        .expect("error")
-        .details
-        .contains("prepare_image is not implemented in this agent yet"));
+    .expect_err("400");
+    assert_eq!(prepare.code, 400, "{prepare:?}");
+    assert_eq!(prepare.error_type, "InvalidCommandParamsError");
     let bootloader = run(
         &h,
         "image.install_bootloader",

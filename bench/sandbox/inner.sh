@@ -42,7 +42,9 @@ ln -s fd/1 /dev/stdout; ln -s fd/2 /dev/stderr
 # as a child and forward TERM/INT to it.
 set +e
 echo "$EPOCHREALTIME" >"$D/exec-stamp"
-"$@" &
+# A background job's stdin would be /dev/null: keep ours (callers may pipe input).
+exec 3<&0
+"$@" <&3 &
 child=$!
 trap 'kill -TERM $child 2>/dev/null' TERM INT
 wait $child; rc=$?

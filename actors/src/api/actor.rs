@@ -271,6 +271,49 @@ impl Handler<InstallAgentToken> for ApiServer {
     }
 }
 
+/// Request: the TLS options of lookup's `config` (`tls_min_version`,
+/// `tls_cipher_suites`), applied before the API starts serving, as IPA does. `None`
+/// keeps the configured value; an unknown version is logged and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyTlsSettings {
+    /// `tls_min_version` (`1.2` or `1.3`).
+    pub tls_min_version: Option<String>,
+    /// `tls_cipher_suites` (a TLS 1.2 cipher string).
+    pub tls_cipher_suites: Option<String>,
+}
+
+impl ApplyTlsSettings {
+    /// Applies the options to `settings`.
+    pub fn apply_to(&self, settings: &mut ApiSettings) {
+        if let Some(version) = &self.tls_min_version {
+            match version.parse::<TlsVersion>() {
+                Ok(version) => settings.tls_min_version = version,
+                Err(err) => tracing::warn!("lookup's tls_min_version ignored: {err}"),
+            }
+        }
+        if let Some(suites) = &self.tls_cipher_suites {
+            settings.tls_cipher_suites = Some(suites.clone());
+        }
+    }
+}
+
+impl Message for ApplyTlsSettings {
+    /// The settings the next [`StartServing`] uses.
+    type Result = ApiSettings;
+}
+
+impl Handler<ApplyTlsSettings> for ApiServer {
+    type Result = actix::MessageResult<ApplyTlsSettings>;
+
+    fn handle(&mut self, msg: ApplyTlsSettings, _ctx: &mut Self::Context) -> Self::Result {
+        if self.handle.is_some() {
+            tracing::warn!("TLS settings from lookup arrive after the API started serving");
+        }
+        msg.apply_to(&mut self.settings);
+        actix::MessageResult(self.settings.clone())
+    }
+}
+
 crate::answer_probe!(ApiServer, "api");
 
 #[cfg(test)]

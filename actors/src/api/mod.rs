@@ -12,8 +12,9 @@ pub mod tls;
 pub mod token;
 
 pub use actor::{
-    bind_listener, ApiServer, ApiSettings, InstallAgentToken, StartServing, StopServing, TlsFiles,
-    TokenStore, CLIENT_DISCONNECT_TIMEOUT, CLIENT_REQUEST_TIMEOUT, KEEP_ALIVE_TIMEOUT,
+    bind_listener, ApiServer, ApiSettings, ApplyTlsSettings, InstallAgentToken, StartServing,
+    StopServing, TlsFiles, TokenStore, CLIENT_DISCONNECT_TIMEOUT, CLIENT_REQUEST_TIMEOUT,
+    KEEP_ALIVE_TIMEOUT,
 };
 pub use handlers::BODY_IDLE_TIMEOUT;
 pub use tls::static_tls_files;

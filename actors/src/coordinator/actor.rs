@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
     ResponseActFuture, ResponseFuture, WrapFuture,
 };
 use serde_json::{Map, Value};
@@ -313,11 +313,36 @@ impl Message for ListCommands {
 }
 
 impl Handler<ListCommands> for Coordinator {
-    type Result = Vec<CommandResult>;
+    type Result = ResponseFuture<Vec<CommandResult>>;
 
     fn handle(&mut self, _msg: ListCommands, _ctx: &mut Self::Context) -> Self::Result {
-        self.registry.list()
+        let results = self.registry.list();
+        let installer = self.peers.installer.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(results.len());
+            for result in results {
+                out.push(with_progress(result, &installer).await);
+            }
+            out
+        })
     }
+}
+
+/// A RUNNING result shows the installer's progress (bytes written or erased so
+/// far) as `command_progress`, asked of the installer runner
+/// ([`crate::installer::GetProgress`]), which runs one long step at a time.
+async fn with_progress(
+    mut result: CommandResult,
+    installer: &Addr<crate::installer::InstallerRunner>,
+) -> CommandResult {
+    if !result.is_finished() && result.command_progress.is_none() {
+        result.command_progress = installer
+            .send(crate::installer::GetProgress)
+            .await
+            .ok()
+            .flatten();
+    }
+    result
 }
 
 /// Request: one command result by id, optionally waiting for it to finish.
@@ -346,7 +371,8 @@ impl Handler<GetCommand> for Coordinator {
             Box::pin(async move { Ok(registry::wait_finished(receiver).await) })
         } else {
             let current = receiver.borrow().clone();
-            Box::pin(async move { Ok(current) })
+            let installer = self.peers.installer.clone();
+            Box::pin(async move { Ok(with_progress(current, &installer).await) })
         }
     }
 }
@@ -425,6 +451,61 @@ impl Handler<EnableStatePersistence> for Coordinator {
         self.state = Some(store);
         self.persist();
         actix::MessageResult(counts)
+    }
+}
+
+/// Request: apply the image options of lookup's `config` (ipa-protocol.md §6.2), as IPA
+/// overrides its configuration with them; `None` keeps the configured value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyLookupConfig {
+    /// `agent_md5_checksum_enable` → `md5_enabled`.
+    pub agent_md5_checksum_enable: Option<bool>,
+    /// `permitted_image_formats`.
+    pub permitted_image_formats: Option<Vec<String>>,
+    /// `disable_deep_image_inspection`.
+    pub disable_deep_image_inspection: Option<bool>,
+    /// `enable_bios_bootloader_install`.
+    pub enable_bios_bootloader_install: Option<bool>,
+}
+
+impl ApplyLookupConfig {
+    /// Applies the given options to `config`.
+    pub fn apply_to(&self, config: &mut AgentConfig) {
+        if let Some(md5) = self.agent_md5_checksum_enable {
+            config.md5_enabled = md5;
+        }
+        if let Some(formats) = &self.permitted_image_formats {
+            config.permitted_image_formats = formats.clone();
+        }
+        if let Some(deep) = self.disable_deep_image_inspection {
+            config.disable_deep_image_inspection = deep;
+        }
+        if let Some(bios) = self.enable_bios_bootloader_install {
+            config.enable_bios_bootloader_install = bios;
+        }
+    }
+}
+
+impl Message for ApplyLookupConfig {
+    /// The configuration commands run with from now on.
+    type Result = Arc<AgentConfig>;
+}
+
+impl Handler<ApplyLookupConfig> for Coordinator {
+    type Result = MessageResult<ApplyLookupConfig>;
+
+    fn handle(&mut self, msg: ApplyLookupConfig, _ctx: &mut Self::Context) -> Self::Result {
+        let mut config = (*self.config).clone();
+        msg.apply_to(&mut config);
+        tracing::info!(
+            md5_enabled = config.md5_enabled,
+            permitted_image_formats = ?config.permitted_image_formats,
+            disable_deep_image_inspection = config.disable_deep_image_inspection,
+            enable_bios_bootloader_install = config.enable_bios_bootloader_install,
+            "applied the lookup configuration"
+        );
+        self.config = Arc::new(config);
+        MessageResult(self.config.clone())
     }
 }
 

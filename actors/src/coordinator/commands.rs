@@ -20,8 +20,6 @@ use crate::inspector::CollectInventory;
 use crate::installer::RunStep;
 use crate::power::{PowerAction, PowerControl};
 
-use super::logs;
-
 /// Whether a command answers at once or runs in the background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -219,7 +217,13 @@ pub fn validate(
     env: &ExecEnv,
 ) -> Result<(), AgentError> {
     match (command.extension, command.name) {
-        ("standby", "prepare_image") => validate_image_info(params.get("image_info")),
+        ("standby", "prepare_image") => {
+            validate_image_info(params.get("image_info"))?;
+            crate::installer::image::validate_checksum_config(
+                params.get("image_info"),
+                env.config.md5_enabled,
+            )
+        }
         ("flow", "start_flow") => validate_flow(params.get("flow")),
         ("poll", "set_node_info") if !env.config.standalone => Err(AgentError::invalid_command(
             "Node lookup data can only be set when the Agent is running in standalone mode.",
@@ -395,12 +399,19 @@ pub fn execute(
             }
             ("standby", "get_partition_uuids") => {
                 kw.only(&[])?;
-                // Filled in once an image was written (image-writing issue).
-                Ok(json!({}))
+                // `{}` until the installer wrote an image.
+                delegate(&env, "get_partition_uuids", params).await
             }
             ("log", "collect_system_logs") => {
                 kw.only(&[])?;
-                let archive = logs::collect(env.runner.as_ref(), &env.config.paths).await?;
+                let paths = &env.config.paths;
+                let archive = crate::logs::collect_system_logs(
+                    &paths.host_root,
+                    &paths.proc_root,
+                    env.runner.as_ref(),
+                    &crate::logs::secrets_of(&env.config),
+                )
+                .await?;
                 Ok(json!({ "system_logs": archive }))
             }
             ("rescue", "finalize_rescue") => {

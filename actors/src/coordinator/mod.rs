@@ -2,16 +2,15 @@
 //!
 //! - [`registry`] holds stored results, the busy rule and IPA's naming rules;
 //! - [`commands`] holds the command table, validators and command bodies;
-//! - [`logs`] builds `log.collect_system_logs`;
+//! - `log.collect_system_logs` uses [`crate::logs`];
 //! - the actor itself, with the messages the API and the wiring send it.
 
 mod actor;
 pub mod commands;
-pub mod logs;
 pub mod registry;
 
 pub use actor::{
-    AttachApiControl, CacheNode, Coordinator, DrainCommands, EnableStatePersistence, GetCachedNode,
-    GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
+    ApplyLookupConfig, AttachApiControl, CacheNode, Coordinator, DrainCommands,
+    EnableStatePersistence, GetCachedNode, GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
 };
 pub use commands::rescued_marker_path;

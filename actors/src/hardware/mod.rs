@@ -298,6 +298,20 @@ impl ManagerSet {
             .collect()
     }
 
+    /// `(HARDWARE_MANAGER_NAME, version)` of each manager, in dispatch order: inspection's
+    /// `configuration.managers` and `hardware_manager_version` both come from here.
+    pub fn names_and_versions(&self) -> Vec<(String, String)> {
+        self.managers
+            .iter()
+            .map(|(_, manager)| {
+                (
+                    manager.manager_name().to_string(),
+                    manager.version().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// `hardware_manager_version`: `{HARDWARE_MANAGER_NAME: version}`.
     pub fn versions(&self) -> Value {
         let map: Map<String, Value> = self

@@ -122,10 +122,11 @@ impl actix::Handler<ChooseInstallDevice> for HardwareInspector {
 
     fn handle(&mut self, msg: ChooseInstallDevice, _ctx: &mut Self::Context) -> Self::Result {
         let sources = self.sources.clone();
+        let paths = self.config.paths.clone();
         Box::pin(
             async move {
                 let mut warnings = Vec::new();
-                let disks = sources.disks(&mut warnings).await;
+                let disks = super::install_candidates(sources.disks(&mut warnings).await, &paths);
                 log_warnings(&warnings);
                 root_device::choose_install_device(&msg.node, disks)
             }

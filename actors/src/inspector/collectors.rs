@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::inventory::{BlockDevice, Inventory};
 use super::root_device::guess_root_disk;
 use super::sysfs::{list_dir, read_trimmed};
-use super::{system_logs, InventorySources};
+use super::InventorySources;
 use crate::errors::AgentError;
 use crate::host::{CommandRunner, CommandSpec};
 
@@ -23,18 +23,13 @@ pub struct ManagerInfo {
     pub version: String,
 }
 
-/// The managers this agent reports, highest support level first.
-pub fn managers() -> Vec<ManagerInfo> {
-    vec![
-        ManagerInfo {
-            name: "CoreOSInstallHardwareManager".into(),
-            version: "1.0".into(),
-        },
-        ManagerInfo {
-            name: "generic_hardware_manager".into(),
-            version: "1.2".into(),
-        },
-    ]
+/// The managers of a loaded [`crate::hardware::ManagerSet`], in dispatch order (highest
+/// support level first), as `configuration.managers` reports them.
+pub fn managers(set: &crate::hardware::ManagerSet) -> Vec<ManagerInfo> {
+    set.names_and_versions()
+        .into_iter()
+        .map(|(name, version)| ManagerInfo { name, version })
+        .collect()
 }
 
 /// `configuration`: collector names and managers.
@@ -200,7 +195,7 @@ pub async fn run_collectors(
                 data.boot_interface = Some(boot_if.clone());
                 data.configuration = Some(Configuration {
                     collectors: collectors.to_vec(),
-                    managers: managers(),
+                    managers: sources.managers.clone(),
                 });
             }
             "pci-devices" => match pci_devices(sys_root) {
@@ -215,10 +210,11 @@ pub async fn run_collectors(
                 Ok(dmi) => data.dmi = Some(dmi),
                 Err(err) => tracing::warn!("dmi-decode collector: {err}"),
             },
-            "logs" => match system_logs::collect_system_logs(
-                runner,
+            "logs" => match crate::logs::collect_system_logs(
                 &sources.host_root,
                 &sources.proc_root,
+                runner,
+                &sources.log_secrets,
             )
             .await
             {
@@ -520,10 +516,28 @@ mod tests {
             json["configuration"]["collectors"],
             serde_json::json!(["default"])
         );
+        // The hardware engine's managers, names and versions: one source of truth.
         assert_eq!(
-            json["configuration"]["managers"][1],
-            serde_json::json!({"name": "generic_hardware_manager", "version": "1.2"})
+            json["configuration"]["managers"],
+            serde_json::json!([
+                {"name": "CoreOSInstallHardwareManager", "version": "1"},
+                {"name": "generic_hardware_manager", "version": "1.2"},
+            ])
         );
+        let engine = crate::hardware::ManagerSet::standard(&crate::config::AgentConfig::default());
+        let versions: serde_json::Map<String, serde_json::Value> = json["configuration"]
+            ["managers"]
+            .as_array()
+            .expect("managers")
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().expect("name").to_string(),
+                    m["version"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(serde_json::Value::Object(versions), engine.versions());
         assert!(json["error"].is_null());
         assert!(json.get("pci_devices").is_none());
         assert_eq!(json["inventory"]["interfaces"][0]["name"], "eth0");

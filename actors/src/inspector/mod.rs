@@ -15,7 +15,6 @@ pub mod memory;
 pub mod network;
 pub mod root_device;
 mod sysfs;
-pub mod system_logs;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -75,6 +74,10 @@ pub struct InventorySources {
     pub dhcp_wait_timeout: std::time::Duration,
     /// `inspection_dhcp_all_interfaces`.
     pub dhcp_all_interfaces: bool,
+    /// Secrets (the agent token) the `logs` collector replaces by `***`.
+    pub log_secrets: Vec<String>,
+    /// `configuration.managers`: the hardware engine's managers, in dispatch order.
+    pub managers: Vec<collectors::ManagerInfo>,
 }
 
 impl InventorySources {
@@ -98,6 +101,8 @@ impl InventorySources {
             lldp_timeout: std::time::Duration::from_secs_f64(config.lldp_timeout.max(0.0)),
             dhcp_wait_timeout: std::time::Duration::from_secs(config.inspection_dhcp_wait_timeout),
             dhcp_all_interfaces: config.inspection_dhcp_all_interfaces,
+            log_secrets: crate::logs::secrets_of(config),
+            managers: collectors::managers(&crate::hardware::ManagerSet::standard(config)),
         }
     }
 
@@ -303,6 +308,23 @@ pub fn log_warnings(warnings: &[String]) {
     }
 }
 
+/// The disks an install may target: `disks` minus those holding a mounted
+/// filesystem of this system (never offered, whatever the hints say).
+pub fn install_candidates(
+    mut disks: Vec<DiskCandidate>,
+    paths: &crate::config::HostPaths,
+) -> Vec<DiskCandidate> {
+    let in_use = crate::host::disks_in_use(&paths.proc_root, &paths.sys_root);
+    disks.retain(|disk| {
+        let busy = in_use.contains(disk.device.name.trim_start_matches("/dev/"));
+        if busy {
+            tracing::warn!(device = %disk.device.name, "not offered for installation: it holds a mounted filesystem");
+        }
+        !busy
+    });
+    disks
+}
+
 /// What `ironic-agent inventory` prints: the inventory JSON (IPA's key order), or with
 /// hints the chosen disk. Used by the binary; runs tools with a [`ProcessRunner`].
 pub async fn inventory_command(
@@ -321,7 +343,7 @@ pub async fn inventory_command(
                 AgentError::invalid_params(format!("--root-device-hints is not JSON: {e}"))
             })?;
             let node = serde_json::json!({"instance_info": {"root_device": hints}});
-            let disks = sources.disks(&mut warnings).await;
+            let disks = install_candidates(sources.disks(&mut warnings).await, &config.paths);
             log_warnings(&warnings);
             warnings.clear();
             serde_json::to_string_pretty(&root_device::choose_install_device(&node, disks)?)

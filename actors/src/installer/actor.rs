@@ -100,13 +100,32 @@ impl Handler<InstallCoreos> for InstallerRunner {
         if let Some(busy) = self.running.borrow().clone() {
             return Box::pin(async move { Err(AgentError::busy(&busy)) });
         }
-        self.running.send_replace(Some(what));
+        self.running.send_replace(Some(what.clone()));
         let guard = RunningGuard(self.running.clone());
         let installer = self.coreos.clone();
         let cancel = self.cancel.subscribe();
+        // The installer's progress goes to this runner's progress slot too, where the
+        // coordinator reads it into the RUNNING command's `command_progress`.
+        let mut request = msg.0;
+        let mut updates = match &request.progress {
+            Some(sender) => sender.subscribe(),
+            None => request.watch_progress(),
+        };
+        let sink = super::progress::for_instance(super::steps::instance_key(self));
+        sink.start(what, None);
+        let forward_sink = sink.clone();
+        let forward = tokio::spawn(async move {
+            while updates.changed().await.is_ok() {
+                let current = updates.borrow_and_update().clone();
+                forward_sink.replace(current);
+            }
+        });
         Box::pin(async move {
             let _guard = guard;
-            installer.install(msg.0, Some(cancel)).await
+            let outcome = installer.install(request, Some(cancel)).await;
+            forward.abort();
+            sink.finish();
+            outcome
         })
     }
 }

@@ -737,7 +737,15 @@ fn update_progress(progress: &watch::Sender<CommandProgress>, line: &str) {
 /// `None` ("not handled here", the generic collector runs) when journalctl fails or its
 /// output is suspiciously small (< 50 bytes).
 pub async fn coreos_journal(config: &AgentConfig, runner: &dyn CommandRunner) -> Option<Vec<u8>> {
-    let root = config.paths.host_root.display().to_string();
+    host_journal(&config.paths.host_root, runner).await
+}
+
+/// [`coreos_journal`] for a host root given directly.
+pub async fn host_journal(
+    host_root: &std::path::Path,
+    runner: &dyn CommandRunner,
+) -> Option<Vec<u8>> {
+    let root = host_root.display().to_string();
     let spec = CommandSpec::new("journalctl", ["--root".to_string(), root]);
     match runner.run(spec).await {
         Ok(out) if out.success() && out.stdout.len() >= 50 => Some(out.stdout.into_bytes()),

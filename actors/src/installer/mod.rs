@@ -14,7 +14,14 @@
 //! - `collect_system_logs` calls [`coreos_journal`]; `None` means "use the generic
 //!   collector".
 
-pub use steps::RunStep;
+pub use steps::{GetProgress, RunStep, StepEnv};
+pub mod disks;
+pub mod erase;
+pub mod failures;
+pub mod image;
+pub mod misc;
+pub mod progress;
+pub mod raid;
 mod steps;
 
 mod actor;

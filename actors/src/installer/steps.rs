@@ -1,8 +1,86 @@
 //! Step work requested by the hardware managers and the standby/image commands.
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::AgentConfig;
 use crate::hardware::{StepError, StepResult};
+use crate::host::{CommandRunner, DeviceAllowlist};
 
 use super::InstallerRunner;
+
+/// What the step modules use: configuration, the host runner, the allow-list.
+#[derive(Debug, Clone)]
+pub struct StepEnv {
+    /// The agent configuration.
+    pub config: Arc<AgentConfig>,
+    /// Runs host programs.
+    pub runner: Arc<dyn CommandRunner>,
+    /// Devices destructive work may touch (from `block_device_allowlist`).
+    pub allowlist: DeviceAllowlist,
+    /// Where the running command's progress goes.
+    pub progress: super::progress::ProgressSink,
+    /// Identifies the installer instance (state such as the written image's
+    /// partition UUIDs is kept per instance).
+    pub instance: usize,
+}
+
+/// Runs one step by name; `None` when this agent does not implement it.
+pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
+    let result = match msg.step.as_str() {
+        "erase_devices_metadata" => super::erase::erase_devices_metadata(&env).await,
+        "erase_devices" => super::erase::erase_devices(&env, &msg.node, false).await,
+        "erase_devices_express" => super::erase::erase_devices(&env, &msg.node, true).await,
+        "prepare_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
+            .await
+            .map(Value::String),
+        "write_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
+            .await
+            .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") })),
+        "get_partition_uuids" => Ok(super::image::partition_uuids(&env)),
+        "erase_pstore" => super::misc::erase_pstore(&env).await,
+        "create_configuration" => {
+            let config = msg
+                .node
+                .get("target_raid_config")
+                .cloned()
+                .unwrap_or(Value::Null);
+            super::raid::create(&env, &config).await
+        }
+        "apply_configuration" => {
+            let config = msg.args.get("raid_config").cloned().unwrap_or(Value::Null);
+            // Validate the shape before deleting anything (holder counts later).
+            if let Err(err) = super::raid::validate(&config, usize::MAX) {
+                return Some(Err(StepError::Agent(err)));
+            }
+            let delete_first =
+                msg.args.get("delete_existing").and_then(Value::as_bool) != Some(false);
+            let deleted = if delete_first {
+                super::raid::delete(&env).await.map(|_| ())
+            } else {
+                Ok(())
+            };
+            match deleted {
+                Ok(()) => super::raid::create(&env, &config).await,
+                Err(err) => Err(err),
+            }
+        }
+        "delete_configuration" => super::raid::delete(&env).await,
+        "clean_uefi_nvram" => super::misc::clean_uefi_nvram(&env, &msg.args).await,
+        "install_bootloader" => super::misc::install_bootloader(&env, &msg.args).await,
+        "execute_bootc_install" => {
+            let text = super::misc::execute_bootc_install(&env, &msg.args, &msg.node).await;
+            if msg.kind.is_some() {
+                text.map(|t| serde_json::json!({ "result": format!("execute_bootc_install: {t}") }))
+            } else {
+                text.map(Value::String)
+            }
+        }
+        _ => return None,
+    };
+    Some(result.map_err(StepError::Agent))
+}
 
 /// Request: run the host work of a step or command (erase, RAID, image write,
 /// `install_coreos`, bootc, boot loader…). Arguments were already validated by
@@ -29,11 +107,47 @@ impl actix::Message for RunStep {
 }
 
 impl actix::Handler<RunStep> for InstallerRunner {
-    type Result = StepResult;
+    type Result = actix::ResponseFuture<StepResult>;
 
     fn handle(&mut self, msg: RunStep, _ctx: &mut Self::Context) -> Self::Result {
-        tracing::warn!(step = %msg.step, "step requested but not implemented yet");
-        Err(StepError::not_implemented(&msg.step))
+        let env = StepEnv {
+            config: Arc::new(self.config().clone()),
+            runner: self.runner().clone(),
+            allowlist: DeviceAllowlist::new(self.config().block_device_allowlist.iter()),
+            progress: super::progress::for_instance(instance_key(self)),
+            instance: instance_key(self),
+        };
+        Box::pin(async move {
+            let step = msg.step.clone();
+            match dispatch(env, msg).await {
+                Some(result) => result,
+                None => {
+                    tracing::warn!(step = %step, "step requested but not implemented yet");
+                    Err(StepError::not_implemented(&step))
+                }
+            }
+        })
+    }
+}
+
+/// Identifies an installer instance by its runner (state is kept per instance).
+pub(super) fn instance_key(installer: &InstallerRunner) -> usize {
+    Arc::as_ptr(installer.runner()) as *const () as usize
+}
+
+/// Request: the running step's progress (bytes done / total), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct GetProgress;
+
+impl actix::Message for GetProgress {
+    type Result = Option<crate::command::CommandProgress>;
+}
+
+impl actix::Handler<GetProgress> for InstallerRunner {
+    type Result = Option<crate::command::CommandProgress>;
+
+    fn handle(&mut self, _msg: GetProgress, _ctx: &mut Self::Context) -> Self::Result {
+        super::progress::for_instance(instance_key(self)).snapshot()
     }
 }
 

@@ -12,9 +12,9 @@ use super::callback;
 use super::client::{normalize_urls, ApiVersion, IronicError, LookupResult};
 use super::tls;
 use super::token::{self, TokenDecision};
-use crate::api::{ApiServer, InstallAgentToken, StartServing, TlsFiles};
+use crate::api::{ApiServer, ApplyTlsSettings, InstallAgentToken, StartServing, TlsFiles};
 use crate::config::{AgentConfig, Secret};
-use crate::coordinator::{CacheNode, Coordinator};
+use crate::coordinator::{ApplyLookupConfig, CacheNode, Coordinator};
 use crate::inspector::{
     CollectInspectionData, CollectInventory, HardwareInspector, Inventory, SetSkipBmcDetect,
 };
@@ -324,6 +324,9 @@ pub async fn run(
             .await?;
     }
     peers.coordinator.send(CacheNode { node }).await?;
+    let (image_options, tls_options) = lookup_config_messages(&found.config);
+    peers.coordinator.send(image_options).await?;
+    peers.api.send(tls_options).await?;
 
     let version = peers.ironic.send(GetApiVersion).await?;
     let auto_tls = auto_tls_applies(config, true, version);
@@ -409,6 +412,24 @@ pub async fn run(
         callback_url: Some(callback_url),
         heartbeating: true,
     })
+}
+
+/// The options of lookup's `config` the coordinator and the API apply (§6.2).
+pub fn lookup_config_messages(
+    config: &crate::ironic::client::LookupConfig,
+) -> (ApplyLookupConfig, ApplyTlsSettings) {
+    (
+        ApplyLookupConfig {
+            agent_md5_checksum_enable: config.agent_md5_checksum_enable,
+            permitted_image_formats: config.permitted_image_formats.clone(),
+            disable_deep_image_inspection: config.disable_deep_image_inspection,
+            enable_bios_bootloader_install: config.enable_bios_bootloader_install,
+        },
+        ApplyTlsSettings {
+            tls_min_version: config.tls_min_version.clone(),
+            tls_cipher_suites: config.tls_cipher_suites.clone(),
+        },
+    )
 }
 
 /// Collects the configured collectors' data and posts it; failures are logged and
@@ -523,5 +544,85 @@ mod tests {
         };
         assert!(!auto_tls_applies(&fixed, true, ApiVersion::new(1, 115)));
         assert!(matches!(static_tls(&fixed), Ok(Some(_))));
+    }
+}
+
+#[cfg(test)]
+mod lookup_config_tests {
+    use super::*;
+    use crate::api::ApiSettings;
+    use crate::config::TlsVersion;
+
+    #[test]
+    fn lookup_config_reaches_the_coordinator_and_api_settings() {
+        let lookup: crate::ironic::client::LookupConfig =
+            serde_json::from_value(serde_json::json!({
+                "heartbeat_timeout": 300,
+                "agent_md5_checksum_enable": false,
+                "permitted_image_formats": ["raw", "qcow2"],
+                "disable_deep_image_inspection": true,
+                "enable_bios_bootloader_install": true,
+                "tls_min_version": "1.3",
+                "tls_cipher_suites": "ECDHE-ECDSA-AES256-GCM-SHA384"
+            }))
+            .expect("lookup config");
+        let (image, tls) = lookup_config_messages(&lookup);
+        let mut config = AgentConfig::default();
+        assert!(config.md5_enabled);
+        image.apply_to(&mut config);
+        assert!(!config.md5_enabled);
+        assert_eq!(config.permitted_image_formats, ["raw", "qcow2"]);
+        assert!(config.disable_deep_image_inspection);
+        assert!(config.enable_bios_bootloader_install);
+        let mut settings = ApiSettings::from_config(&AgentConfig::default());
+        tls.apply_to(&mut settings);
+        assert_eq!(settings.tls_min_version, TlsVersion::V1_3);
+        assert_eq!(
+            settings.tls_cipher_suites.as_deref(),
+            Some("ECDHE-ECDSA-AES256-GCM-SHA384")
+        );
+
+        // Absent options keep the configuration.
+        let (image, tls) = lookup_config_messages(
+            &serde_json::from_value(serde_json::json!({"heartbeat_timeout": 300}))
+                .expect("lookup config"),
+        );
+        let mut kept = AgentConfig::default();
+        image.apply_to(&mut kept);
+        assert_eq!(
+            kept.permitted_image_formats,
+            AgentConfig::default().permitted_image_formats
+        );
+        assert!(kept.md5_enabled);
+        let mut settings = ApiSettings::from_config(&AgentConfig::default());
+        tls.apply_to(&mut settings);
+        assert_eq!(settings.tls_min_version, TlsVersion::V1_2);
+    }
+
+    #[actix_rt::test]
+    async fn apply_lookup_config_changes_the_coordinators_configuration() {
+        use actix::Actor;
+        let config = AgentConfig::default();
+        let peers = crate::coordinator::Peers {
+            inspector: crate::inspector::HardwareInspector::new(config.clone()).start(),
+            installer: crate::installer::InstallerRunner::new(
+                config.clone(),
+                std::sync::Arc::new(crate::host::ProcessRunner::default()),
+            )
+            .start(),
+            systemd: crate::systemd::SystemdSupervisor::new(None).start(),
+            ironic: IronicClient::new(config.clone()).start(),
+        };
+        let coordinator = Coordinator::new(config, peers).start();
+        let applied = coordinator
+            .send(ApplyLookupConfig {
+                agent_md5_checksum_enable: Some(false),
+                permitted_image_formats: Some(vec!["raw".into()]),
+                ..ApplyLookupConfig::default()
+            })
+            .await
+            .expect("mailbox");
+        assert!(!applied.md5_enabled);
+        assert_eq!(applied.permitted_image_formats, ["raw"]);
     }
 }

@@ -1,0 +1,133 @@
+//! Shutdown while `install_coreos` runs (the wiring's `Agent::shutdown`, which the
+//! SIGTERM handler calls): a slow stand-in `coreos-installer` in a prepared host root is
+//! waited for when it finishes within the drain timeout, and cancelled (its install then
+//! fails, so its command cannot stay RUNNING) when it does not.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ironic_agent::wiring::start_actors;
+use ironic_agent_actors::config::AgentConfig;
+use ironic_agent_actors::installer::{CoreosInstallRequest, InstallCoreos};
+use serde_json::json;
+
+const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/coreos");
+const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("id");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// A host root whose `coreos-installer` sleeps `seconds` then writes /tmp/finished.
+fn prepare(dir: &Path, seconds: u32) -> AgentConfig {
+    let root = dir.join("host-root");
+    let status = Command::new("bash")
+        .arg(format!("{HARNESS}/host-root.sh"))
+        .arg(&root)
+        .status()
+        .expect("host-root.sh");
+    assert!(status.success());
+    // The stand-in sleeps: the host root has sh but no sleep (it links only libc).
+    let sleep = Command::new("sh")
+        .args(["-c", "command -v sleep"])
+        .output()
+        .expect("sleep");
+    let sleep = String::from_utf8_lossy(&sleep.stdout).trim().to_string();
+    std::fs::copy(&sleep, root.join("usr/bin/sleep")).expect("copy sleep");
+    let installer = root.join("usr/bin/coreos-installer");
+    std::fs::write(
+        &installer,
+        format!(
+            "#!/bin/sh\n# test stand-in: a slow install\n\
+             i=0; while [ $i -lt {} ]; do sleep 0.1; i=$((i+1)); done\n\
+             echo done > /tmp/finished\n",
+            seconds * 10
+        ),
+    )
+    .expect("stand-in");
+    std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let shims = dir.join("shims");
+    std::fs::create_dir_all(&shims).expect("shims");
+    std::os::unix::fs::symlink(format!("{HARNESS}/chroot-shim.sh"), shims.join("chroot"))
+        .expect("chroot shim");
+    let device = dir.join("not-a-disk");
+    std::fs::write(&device, b"").expect("device");
+    let mut config = AgentConfig::default();
+    config.standalone = true;
+    config.paths = ironic_agent_actors::config::HostPaths::rooted_at(&dir.join("agent"));
+    config.paths.host_root = root;
+    config.block_device_allowlist = vec![device.display().to_string()];
+    config
+}
+
+/// The chroot shim first on the agent's PATH (the one test binary sets it once).
+fn shim_path(dir: &Path) {
+    let path = format!(
+        "{}:{}",
+        dir.join("shims").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", path);
+    std::env::set_var("SHIM_CHROOT_PATH", CHROOT_PATH);
+}
+
+#[actix_rt::test]
+async fn shutdown_waits_for_a_running_install_then_cancels_a_stuck_one() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI must run as root"
+        );
+        eprintln!("SKIP shutdown_install: needs root (chroot)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    shim_path(dir.path());
+
+    // 1. A 2 s install and a 60 s drain timeout: shutdown waits for it to finish.
+    let config = prepare(&dir.path().join("slow"), 2);
+    let agent = start_actors(&config);
+    let device = config.block_device_allowlist[0].clone();
+    let node = json!({"uuid": "0c4b5c0e", "instance_info": {
+        "image_source": "http://127.0.0.1:9/fcos.raw.xz"}});
+    let install = actix::spawn({
+        let installer = agent.peers.installer.clone();
+        let request = CoreosInstallRequest::new(&device, node.clone(), None);
+        async move { installer.send(InstallCoreos(request)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    agent.shutdown(Duration::from_secs(60)).await;
+    assert!(
+        config.paths.host_root.join("tmp/finished").exists(),
+        "shutdown returned before the install finished"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    let _ = install.await.expect("join").expect("mailbox");
+
+    // 2. A 60 s install and a 1 s drain timeout: cancelled, its install fails.
+    let config = prepare(&dir.path().join("stuck"), 60);
+    let agent = start_actors(&config);
+    let device = config.block_device_allowlist[0].clone();
+    let install = actix::spawn({
+        let installer = agent.peers.installer.clone();
+        let request = CoreosInstallRequest::new(&device, node, None);
+        async move { installer.send(InstallCoreos(request)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let drained = agent.shutdown(Duration::from_secs(1)).await;
+    assert!(!drained);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let outcome = install.await.expect("join").expect("mailbox");
+    let err = outcome.expect_err("cancelled");
+    assert!(err.details.contains("cancelled"), "{err}");
+    assert!(!config.paths.host_root.join("tmp/finished").exists());
+}
