@@ -7,7 +7,7 @@ JOBS ?= 2
 # Caches reused between runs (Ironic venv, coreos-installer build).
 export IRONIC_AGENT_CACHE ?= /var/cache/ironic-agent
 
-.PHONY: all build release image test deps lint demo bench clean
+.PHONY: all build release image test deps lint demo bench clean reliability
 
 all: build
 
@@ -32,6 +32,13 @@ lint:
 ## test: everything CI runs — lint, unit, actor and real-peer integration tests.
 test: deps lint
 	$(CARGO) test -j$(JOBS) --workspace --all-targets -- --test-threads=4
+
+## reliability: restart/fault tests against the real conductor, bounded fuzzing,
+## hostile input and load, then docs/reliability.md generated from their figures.
+reliability: deps
+	$(CARGO) test -j$(JOBS) --test restart_recovery --test hostile_input --test ironic_client -- --test-threads=1
+	sh fuzz/run.sh
+	python3 scripts/reliability-report.py
 
 ## demo: the main job (see README.md).
 demo: deps

@@ -235,6 +235,9 @@ fn env_assignment(name: &str, value: &str) -> String {
     format!("\"{name}={escaped}\"")
 }
 
+/// The agent's state directory, bound from the host's `/run` (restart recovery).
+const STATE_DIR: &str = "/run/ironic-agent";
+
 /// Renders the podman unit that runs the agent container.
 pub fn render_unit(params: &IgnitionParams) -> String {
     let image = if params.image.is_empty() {
@@ -257,6 +260,8 @@ pub fn render_unit(params: &IgnitionParams) -> String {
         ("/run/dbus/system_bus_socket", "/run/dbus/system_bus_socket"),
         ("/", "/mnt/coreos"),
         ("/run/udev", "/run/udev"),
+        // Restart recovery: the agent's state survives a container restart, not a reboot.
+        (STATE_DIR, STATE_DIR),
     ];
     let mut unit = String::new();
     unit.push_str("[Unit]\n");
@@ -273,6 +278,7 @@ pub fn render_unit(params: &IgnitionParams) -> String {
     );
     unit.push_str("TimeoutStartSec=0\nRestart=on-failure\nRestartSec=5\n");
     let _ = writeln!(unit, "ExecStartPre={pull}");
+    let _ = writeln!(unit, "ExecStartPre=/bin/mkdir -p -m 0700 {STATE_DIR}");
     unit.push_str(
         "ExecStart=/bin/podman run --rm --privileged --network host --ipc host --uts host \\\n",
     );

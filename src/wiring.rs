@@ -22,6 +22,11 @@ use ironic_agent_actors::systemd::SystemdSupervisor;
 /// How long a signal waits for a running command before the agent exits anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The exit code when Ironic could not be reached (or did not know the node) within
+/// `lookup_timeout`: `EX_TEMPFAIL` (75), distinct from other start-up failures (1), so
+/// systemd's `Restart=on-failure` retries and operators can tell the two apart.
+pub const EXIT_LOOKUP_FAILED: i32 = 75;
+
 /// How long a cancelled installer may take to stop at shutdown.
 pub const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
@@ -175,13 +180,38 @@ pub fn run_agent(config: AgentConfig) -> anyhow::Result<i32> {
             let addrs = agent.serve().await?;
             tracing::info!(?addrs, standalone = true, "agent running");
         } else {
+            // Restart recovery: restore (and from now on save) the command history.
+            let store = ironic_agent_actors::state::StateStore::new(
+                &config.paths.state_dir,
+                &config.paths.proc_root,
+            );
+            let (restored, interrupted) = agent
+                .coordinator
+                .send(ironic_agent_actors::coordinator::EnableStatePersistence(
+                    store,
+                ))
+                .await
+                .context("coordinator mailbox")?;
+            if restored > 0 {
+                tracing::info!(restored, interrupted, "resuming after an agent restart");
+            }
             // Lookup may take up to lookup_timeout: a signal still stops the agent.
             let peers = agent.startup_peers();
             let timing = StartupTiming::default();
             let startup = startup::run(&config, &peers, &timing);
             tokio::select! {
                 outcome = startup => {
-                    let outcome = outcome.context("start-up")?;
+                    let outcome = match outcome {
+                        Err(err @ startup::StartupError::Lookup { .. }) => {
+                            tracing::error!(
+                                error = %err,
+                                exit_code = EXIT_LOOKUP_FAILED,
+                                "giving up; systemd's Restart=on-failure starts the agent again"
+                            );
+                            return anyhow::Ok(EXIT_LOOKUP_FAILED);
+                        }
+                        other => other.context("start-up")?,
+                    };
                     tracing::info!(?outcome, "agent running");
                 }
                 signal = wait_for_signal() => {

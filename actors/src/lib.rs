@@ -19,6 +19,7 @@ pub mod ironic;
 pub mod logs;
 pub mod power;
 pub mod probe;
+pub mod state;
 pub mod systemd;
 
 /// The agent version reported in `/v1/status` and heartbeats.

@@ -59,6 +59,8 @@ pub struct Coordinator {
     run_lock: Arc<Mutex<()>>,
     draining: bool,
     api_stop_delay: Duration,
+    state: Option<crate::state::StateStore>,
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -99,6 +101,8 @@ impl Coordinator {
             run_lock: Arc::new(Mutex::new(())),
             draining: false,
             api_stop_delay: Duration::from_millis(200),
+            state: None,
+            labels: std::collections::BTreeMap::new(),
         }
     }
 
@@ -129,6 +133,15 @@ impl Coordinator {
     /// The configuration in use.
     pub fn config(&self) -> &AgentConfig {
         &self.config
+    }
+
+    /// Writes the command history to the state directory, when persistence is on.
+    fn persist(&self) {
+        if let Some(store) = &self.state {
+            if let Err(err) = store.save_history(self.registry.list(), &self.labels) {
+                tracing::warn!(error = %err, "cannot save the command history");
+            }
+        }
     }
 
     fn env(&self) -> ExecEnv {
@@ -207,6 +220,7 @@ impl Coordinator {
             span.in_scope(|| tracing::warn!(error = %err, "command rejected by its validator"));
             let result = registry::rejected_result(id, &full_name, err);
             self.registry.insert(result.clone());
+            self.persist();
             return ready(Ok(result));
         }
         self.cache_from_params(command, &msg.params);
@@ -221,6 +235,7 @@ impl Coordinator {
                         || tracing::info!(status = ?result.command_status, "command finished"),
                     );
                     act.registry.insert(result.clone());
+                    act.persist();
                     drop(guard);
                     Ok(result)
                 }))
@@ -228,6 +243,11 @@ impl Coordinator {
             Mode::Async => {
                 let running = registry::running_result(id.clone(), &full_name);
                 let receiver = self.registry.insert(running.clone());
+                self.labels.insert(
+                    id.clone(),
+                    crate::state::command_label(&full_name, &msg.params),
+                );
+                self.persist();
                 let body = commands::execute(command, msg.params, env).instrument(span.clone());
                 let finish_span = span.clone();
                 ctx.spawn(body.into_actor(self).map(move |outcome, act, _| {
@@ -236,6 +256,7 @@ impl Coordinator {
                         tracing::info!(status = ?result.command_status, "command finished");
                     });
                     act.registry.update(result);
+                    act.persist();
                     act.heartbeat.do_send(ForceHeartbeat);
                 }));
                 drop(guard);
@@ -385,6 +406,51 @@ impl Handler<DrainCommands> for Coordinator {
             };
             tokio::time::timeout(msg.timeout, wait).await.is_ok()
         })
+    }
+}
+
+/// Request: persist the command history under `store` from now on, after restoring
+/// the history a previous process of this boot left there. A command that was still
+/// RUNNING is reported FAILED with "agent restarted during <step>". Answers
+/// `(restored, interrupted)` counts.
+#[derive(Debug, Clone)]
+pub struct EnableStatePersistence(pub crate::state::StateStore);
+
+impl Message for EnableStatePersistence {
+    type Result = (usize, usize);
+}
+
+impl Handler<EnableStatePersistence> for Coordinator {
+    type Result = actix::MessageResult<EnableStatePersistence>;
+
+    fn handle(&mut self, msg: EnableStatePersistence, _ctx: &mut Self::Context) -> Self::Result {
+        let store = msg.0;
+        let mut counts = (0, 0);
+        if let Some(mut history) = store.load_history() {
+            counts.1 = history.fail_interrupted();
+            counts.0 = history.commands.len();
+            if counts.1 > 0 {
+                for result in history.commands.iter().filter(|r| {
+                    r.command_error
+                        .as_ref()
+                        .is_some_and(|e| e.error_type == "AgentRestarted")
+                }) {
+                    tracing::warn!(
+                        command.id = %result.id,
+                        error = %result.command_error.as_ref().map(|e| e.details.as_str()).unwrap_or(""),
+                        "command interrupted by an agent restart: reporting it FAILED"
+                    );
+                }
+            }
+            for result in history.commands {
+                self.registry.insert(result);
+            }
+            self.labels = history.labels;
+            tracing::info!(restored = counts.0, "command history restored");
+        }
+        self.state = Some(store);
+        self.persist();
+        actix::MessageResult(counts)
     }
 }
 

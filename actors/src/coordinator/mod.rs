@@ -10,7 +10,7 @@ pub mod commands;
 pub mod registry;
 
 pub use actor::{
-    ApplyLookupConfig, AttachApiControl, CacheNode, Coordinator, DrainCommands, GetCachedNode,
-    GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
+    ApplyLookupConfig, AttachApiControl, CacheNode, Coordinator, DrainCommands,
+    EnableStatePersistence, GetCachedNode, GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
 };
 pub use commands::rescued_marker_path;

@@ -18,6 +18,7 @@ use crate::coordinator::{ApplyLookupConfig, CacheNode, Coordinator};
 use crate::inspector::{
     CollectInspectionData, CollectInventory, HardwareInspector, Inventory, SetSkipBmcDetect,
 };
+use crate::state::{Session, StateStore};
 
 /// The actors the start-up sequence talks to.
 #[derive(Debug, Clone)]
@@ -272,8 +273,19 @@ pub async fn run(
         })?;
     tracing::info!(node = %found.node_uuid, "lookup succeeded");
 
+    // Restart recovery: a session saved by an earlier process of this boot for the
+    // same node gives back the token Ironic will not hand out again.
+    let store = StateStore::new(&config.paths.state_dir, &config.paths.proc_root);
+    let saved = store
+        .load_session()
+        .filter(|session| session.node_uuid == found.node_uuid);
+    let saved_token = saved.as_ref().and_then(Session::token);
+    if saved.is_some() {
+        tracing::info!(node = %found.node_uuid, "resuming the session saved before a restart");
+    }
+    let held = saved_token.clone().or_else(|| config.agent_token.clone());
     let received = found.config.agent_token.as_ref().map(Secret::expose);
-    let decision = token::decide(received, config.agent_token.as_ref());
+    let decision = token::decide(received, held.as_ref());
     let token = match &decision {
         TokenDecision::Use(token) => {
             peers.api.send(InstallAgentToken(token.clone())).await?;
@@ -281,6 +293,9 @@ pub async fn run(
         }
         TokenDecision::KeepHeld(token) => {
             tracing::warn!("Ironic has already handed the agent token out; keeping ours");
+            if saved_token.is_some() {
+                peers.api.send(InstallAgentToken(token.clone())).await?;
+            }
             Some(token.clone())
         }
         TokenDecision::Ignored(held) => {
@@ -320,7 +335,18 @@ pub async fn run(
     let mut protocol = config.advertise_protocol.as_str();
     let mut verify_ca = None;
     let mut tls_files = static_files;
-    if auto_tls {
+    let resumed = saved.filter(|session| session.auto_tls == auto_tls);
+    let resumed_tls = if auto_tls && resumed.is_some() {
+        reuse_certificate(&config.paths.state_dir)
+    } else {
+        None
+    };
+    if let Some((files, cert_pem)) = resumed_tls.clone() {
+        tracing::info!("reusing the auto-TLS certificate of the saved session");
+        tls_files = Some(files);
+        protocol = "https";
+        verify_ca = Some(cert_pem);
+    } else if auto_tls {
         let host = host.as_deref().ok_or(StartupError::AdvertiseAddress)?;
         let ip = advertise_ip(host, config.advertise_port)
             .await
@@ -339,6 +365,14 @@ pub async fn run(
 
     let addrs = serve(peers, tls_files).await?;
 
+    let resumed_url = resumed
+        .filter(|_| !auto_tls || resumed_tls.is_some())
+        .map(|session| session.callback_url);
+    let host = if resumed_url.is_some() {
+        host.or_else(|| Some(String::new()))
+    } else {
+        host
+    };
     let Some(host) = host else {
         tracing::error!(
             "cannot find an IP address to advertise to Ironic: serving, but not heartbeating"
@@ -350,7 +384,18 @@ pub async fn run(
             heartbeating: false,
         });
     };
-    let callback_url = callback::callback_url(protocol, &host, config.advertise_port);
+    let callback_url = resumed_url
+        .unwrap_or_else(|| callback::callback_url(protocol, &host, config.advertise_port));
+    let session = Session {
+        boot_id: String::new(),
+        node_uuid: found.node_uuid.clone(),
+        agent_token: token.as_ref().map(|t| t.expose().to_string()),
+        callback_url: callback_url.clone(),
+        auto_tls,
+    };
+    if let Err(err) = store.save_session(&session) {
+        tracing::warn!(error = %err, "cannot save the session: a restart will not recover");
+    }
     peers
         .ironic
         .send(StartHeartbeating {
@@ -418,6 +463,18 @@ async fn inspect(
             Ok(None)
         }
     }
+}
+
+/// The auto-TLS files a previous process left in `state_dir`, with the certificate PEM,
+/// when both are there and readable.
+fn reuse_certificate(state_dir: &std::path::Path) -> Option<(TlsFiles, String)> {
+    let files = TlsFiles {
+        cert: state_dir.join(tls::CERT_FILE),
+        key: state_dir.join(tls::KEY_FILE),
+    };
+    let cert_pem = std::fs::read_to_string(&files.cert).ok()?;
+    std::fs::metadata(&files.key).ok()?;
+    Some((files, cert_pem))
 }
 
 async fn serve(
