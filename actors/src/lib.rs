@@ -21,6 +21,7 @@ pub mod power;
 pub mod probe;
 pub mod state;
 pub mod systemd;
+pub mod tls_client;
 
 /// The agent version reported in `/v1/status` and heartbeats.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -112,24 +112,36 @@ pub fn sync_result(
     full_name: &str,
     outcome: Result<Value, AgentError>,
 ) -> CommandResult {
+    let failed_name = full_name.to_string();
+    finished_result(id, full_name, failed_name, outcome, false)
+}
+
+/// A finished command: the short name on success, `failed_name` on failure;
+/// string results wrapped per mode.
+fn finished_result(
+    id: String,
+    full_name: &str,
+    failed_name: String,
+    outcome: Result<Value, AgentError>,
+    is_async: bool,
+) -> CommandResult {
     let short = short_name(full_name);
-    match outcome {
-        Ok(value) => CommandResult {
-            id,
-            command_name: short.to_string(),
-            command_status: CommandStatus::Succeeded,
-            command_error: None,
-            command_result: Some(wrap_string_result(value, short, false)),
-            command_progress: None,
-        },
-        Err(err) => CommandResult {
-            id,
-            command_name: full_name.to_string(),
-            command_status: status_of(&err),
-            command_error: Some(err),
-            command_result: None,
-            command_progress: None,
-        },
+    let (command_name, command_status, command_error, command_result) = match outcome {
+        Ok(value) => (
+            short.to_string(),
+            CommandStatus::Succeeded,
+            None,
+            Some(wrap_string_result(value, short, is_async)),
+        ),
+        Err(err) => (failed_name, status_of(&err), Some(err), None),
+    };
+    CommandResult {
+        id,
+        command_name,
+        command_status,
+        command_error,
+        command_result,
+        command_progress: None,
     }
 }
 
@@ -151,25 +163,8 @@ pub fn async_result(
     full_name: &str,
     outcome: Result<Value, AgentError>,
 ) -> CommandResult {
-    let short = short_name(full_name);
-    match outcome {
-        Ok(value) => CommandResult {
-            id,
-            command_name: short.to_string(),
-            command_status: CommandStatus::Succeeded,
-            command_error: None,
-            command_result: Some(wrap_string_result(value, short, true)),
-            command_progress: None,
-        },
-        Err(err) => CommandResult {
-            id,
-            command_name: short.to_string(),
-            command_status: status_of(&err),
-            command_error: Some(err),
-            command_result: None,
-            command_progress: None,
-        },
-    }
+    let failed_name = short_name(full_name).to_string();
+    finished_result(id, full_name, failed_name, outcome, true)
 }
 
 /// A result stored when an async command's validator raised an error that is

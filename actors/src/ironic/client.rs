@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::path::Path;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::timing::{InspectionRetry, Jitter, LookupBackoff};
 use crate::config::{AgentConfig, Secret, TlsVersion};
+use crate::tls_client::{read_certs, system_ca_bundle, AcceptAnyServerCert};
 
 /// An Ironic API microversion `major.minor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -300,69 +300,6 @@ impl ClientSettings {
     }
 }
 
-/// Accepts any server certificate (`insecure`).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// The system CA bundles tried when no `cafile` is configured.
-const SYSTEM_CA_BUNDLES: [&str; 3] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
-
-fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()))?;
-    rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("{}: {err}", path.display()))
-}
-
 fn tls_config(settings: &ClientSettings) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.tls_min_version {
@@ -375,7 +312,7 @@ fn tls_config(settings: &ClientSettings) -> Result<rustls::ClientConfig, String>
     let builder = if settings.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         match &settings.cafile {
@@ -385,11 +322,7 @@ fn tls_config(settings: &ClientSettings) -> Result<rustls::ClientConfig, String>
                 }
             }
             None => {
-                if let Some(bundle) = SYSTEM_CA_BUNDLES
-                    .iter()
-                    .map(Path::new)
-                    .find(|path| path.exists())
-                {
+                if let Some(bundle) = system_ca_bundle() {
                     let certs = read_certs(bundle).unwrap_or_default();
                     roots.add_parsable_certificates(certs);
                 }

@@ -4,16 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore};
 
-/// CA bundles tried in order (Debian/Ubuntu, Fedora/RHEL/CoreOS).
-const SYSTEM_BUNDLES: [&str; 2] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-];
+use crate::tls_client::{system_ca_bundle, AcceptAnyServerCert};
 
+/// Adds the certificates of a PEM file; unparsable entries are skipped.
 fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
     let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
@@ -31,15 +26,12 @@ pub fn client_config(cafile: Option<&Path>, insecure: bool) -> Result<Arc<Client
     let mut config = if insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
             .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
-        for bundle in SYSTEM_BUNDLES {
-            if Path::new(bundle).is_file() {
-                add_pem(&mut roots, Path::new(bundle))?;
-                break;
-            }
+        if let Some(bundle) = system_ca_bundle() {
+            add_pem(&mut roots, bundle)?;
         }
         if let Some(cafile) = cafile {
             add_pem(&mut roots, cafile)?;
@@ -48,55 +40,6 @@ pub fn client_config(cafile: Option<&Path>, insecure: bool) -> Result<Arc<Client
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// `insecure = True`: any server certificate is accepted (signatures still checked).
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
