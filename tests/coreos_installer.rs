@@ -8,6 +8,8 @@
 //! installs. Outside CI they skip with a message when those are missing; with `CI=true`
 //! a missing prerequisite is a failure, never a skip.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,9 +30,9 @@ use ironic_agent_actors::installer::{
     InstallCoreos, InstallerIdle, InstallerRunner, WaitForInstaller,
 };
 use serde_json::{json, Value};
+use support::fixture::is_root;
 
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/coreos");
-const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use support::fixture::{CHROOT_PATH, COREOS_HARNESS as HARNESS};
 
 /// Only one real-installer test at a time: they share udevd and loop devices.
 static REAL_INSTALLER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -67,10 +69,6 @@ fn have(program: &str) -> bool {
     sh("command -v \"$1\" >/dev/null", &[program])
         .status
         .success()
-}
-
-fn is_root() -> bool {
-    run_ok("id", &["-u"]).trim() == "0"
 }
 
 /// Whether tests that need root (chroot) can run; panics in CI when not.

@@ -2,9 +2,9 @@
 //! reads into the RUNNING command's `command_progress` ([`GetProgress`]): a stand-in
 //! `coreos-installer` in a prepared host root prints a progress line and waits.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,17 +16,11 @@ use ironic_agent_actors::installer::{
 };
 use serde_json::json;
 
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/coreos");
-const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
+use support::fixture::CHROOT_PATH;
 
 #[actix_rt::test]
 async fn install_coreos_progress_is_readable_while_it_runs() {
-    if !is_root() {
+    if !support::fixture::is_root() {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
             "CI must run as root"
@@ -35,35 +29,15 @@ async fn install_coreos_progress_is_readable_while_it_runs() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("host-root");
-    let status = Command::new("bash")
-        .arg(format!("{HARNESS}/host-root.sh"))
-        .arg(&root)
-        .status()
-        .expect("host-root.sh");
-    assert!(status.success());
-    // The stand-in sleeps: the host root has sh but no sleep (it links only libc).
-    let sleep = Command::new("sh")
-        .args(["-c", "command -v sleep"])
-        .output()
-        .expect("sleep");
-    let sleep = String::from_utf8_lossy(&sleep.stdout).trim().to_string();
-    std::fs::copy(&sleep, root.join("usr/bin/sleep")).expect("copy sleep");
-    let installer = root.join("usr/bin/coreos-installer");
-    std::fs::write(
-        &installer,
+    let root = support::fixture::standin_installer_root(
+        dir.path(),
         "#!/bin/sh\n# test stand-in: one progress line, then wait for the release file\n\
          echo 'Read disk 26.0 KiB/52.0 KiB (50%)' >&2\n\
          echo 'Read disk 26.0 KiB/52.0 KiB (50%)'\n\
          i=0; while [ ! -e /tmp/release ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n\
          exit 0\n",
-    )
-    .expect("stand-in");
-    std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    );
     let shims = dir.path().join("shims");
-    std::fs::create_dir_all(&shims).expect("shims");
-    std::os::unix::fs::symlink(format!("{HARNESS}/chroot-shim.sh"), shims.join("chroot"))
-        .expect("chroot shim");
     // Never written: the stand-in does not touch it.
     let device = dir.path().join("not-a-disk");
     std::fs::write(&device, b"").expect("device");

@@ -6,11 +6,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::fixture::wait_for;
 use support::ironic::{IronicOptions, IronicSandbox};
 
 const STATE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,35 +26,6 @@ fn one_ironic() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A fixture host (sysfs, procfs, /dev) with one physical NIC of MAC `mac`, so the
-/// agent reports a MAC the test knows and no block device at all.
-fn fixture_root(dir: &Path, mac: &str, hostname: &str) {
-    let write = |rel: &str, content: &str| {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, content).expect("write");
-    };
-    write(
-        "proc/cpuinfo",
-        "processor\t: 0\nmodel name\t: Fixture CPU\ncpu MHz\t: 2000.0\nflags\t: fpu sse\n\n",
-    );
-    write("proc/meminfo", "MemTotal:  4096000 kB\n");
-    write("proc/sys/kernel/hostname", &format!("{hostname}\n"));
-    write("proc/sys/kernel/arch", "x86_64\n");
-    write("sys/class/net/eth0/address", &format!("{mac}\n"));
-    write("sys/class/net/eth0/carrier", "1\n");
-    write("sys/devices/virtio0/vendor", "0x1af4\n");
-    std::os::unix::fs::symlink(
-        "../../../devices/virtio0",
-        dir.join("sys/class/net/eth0/device"),
-    )
-    .expect("symlink");
-    write("sys/class/dmi/id/sys_vendor", "Fixture Inc.\n");
-    write("sys/class/dmi/id/product_name", "Model 1\n");
-    std::fs::create_dir_all(dir.join("dev")).expect("mkdir dev");
-    write("cmdline", "");
-}
-
 /// The built agent, killed on drop; its stderr goes to a file shown on failure.
 struct Agent {
     child: Child,
@@ -66,7 +38,7 @@ impl Agent {
     fn start(api_url: &str, mac: &str, extra: &[&str], conf: &str) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        fixture_root(root, mac, "fixture-node");
+        support::fixture::fixture_host(root, mac, "fixture-node");
         let conf_path = root.join("agent.conf");
         std::fs::write(
             &conf_path,
@@ -78,36 +50,7 @@ impl Agent {
         .expect("conf");
         let port = support::agent::free_port();
         let log = root.join("agent.log");
-        let r = |rel: &str| root.join(rel).display().to_string();
-        let mut args: Vec<String> = vec![
-            "--debug".into(),
-            "--config-file".into(),
-            r("agent.conf"),
-            "--api-url".into(),
-            api_url.to_string(),
-            "--listen-host".into(),
-            "127.0.0.1".into(),
-            "--listen-port".into(),
-            port.to_string(),
-            "--advertise-host".into(),
-            "127.0.0.1".into(),
-            "--advertise-port".into(),
-            port.to_string(),
-            "--cmdline-file".into(),
-            r("cmdline"),
-            "--sys-root".into(),
-            r("sys"),
-            "--proc-root".into(),
-            r("proc"),
-            "--dev-root".into(),
-            r("dev"),
-            "--state-dir".into(),
-            r("run/ironic-agent"),
-            "--host-root".into(),
-            r("host"),
-            "--block-device-allowlist".into(),
-            "/dev/does-not-exist".into(),
-        ];
+        let mut args = support::fixture::agent_args(root, api_url, port);
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
             .args(&args)
@@ -128,21 +71,7 @@ impl Agent {
 
     /// The agent's log without ANSI colour sequences.
     fn logs(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        support::fixture::strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -164,36 +93,6 @@ impl Drop for Agent {
             eprintln!("--- agent log ---\n{}", self.logs());
         }
     }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Enroll with a port of `mac`, then manage and provide: the node is `available`.
-fn available_node(ironic: &IronicSandbox, name: &str, mac: &str) -> String {
-    let node = ironic.create_node(name, json!({})).expect("create node");
-    ironic.create_port(&node, mac).expect("create port");
-    ironic
-        .set_provision_state(&node, "manage", json!({}))
-        .expect("manage");
-    ironic
-        .wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT)
-        .expect("manageable");
-    ironic
-        .set_provision_state(&node, "provide", json!({}))
-        .expect("provide");
-    ironic
-        .wait_for_provision_state(&node, &["available"], STATE_TIMEOUT)
-        .expect("available");
-    node
 }
 
 #[test]
@@ -340,7 +239,7 @@ fn lookup_heartbeat_and_custom_agent_deploy_over_http() {
     let _one = one_ironic();
     let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
     let mac = "02:fc:00:00:0b:01";
-    let node = available_node(&ironic, "deploy-0", mac);
+    let node = ironic.available_node("deploy-0", mac, STATE_TIMEOUT);
     let (agent, done, elapsed) = deploy_with_agent(&ironic, &node, mac, "enable_auto_tls = False");
     eprintln!("plain HTTP: agent start → active in {elapsed:.1} s");
 
@@ -372,7 +271,7 @@ fn lookup_heartbeat_and_deploy_with_require_tls_and_auto_tls() {
     })
     .expect("start Ironic");
     let mac = "02:fc:00:00:0c:01";
-    let node = available_node(&ironic, "deploy-tls-0", mac);
+    let node = ironic.available_node("deploy-tls-0", mac, STATE_TIMEOUT);
     let (agent, _done, elapsed) = deploy_with_agent(&ironic, &node, mac, "");
     eprintln!("auto-TLS: agent start → active in {elapsed:.1} s");
 
@@ -430,7 +329,7 @@ fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected()
     let _one = one_ironic();
     let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
     let mac = "02:fc:00:00:0e:01";
-    let node = available_node(&ironic, "deploy-fail-0", mac);
+    let node = ironic.available_node("deploy-fail-0", mac, STATE_TIMEOUT);
     let text = "e2e injected failure 4711";
     ironic
         .set_provision_state(
@@ -489,7 +388,7 @@ fn agent_recovers_when_ironic_is_down_mid_heartbeating() {
     let _one = one_ironic();
     let mut ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
     let mac = "02:fc:00:00:0f:01";
-    let node = available_node(&ironic, "outage-0", mac);
+    let node = ironic.available_node("outage-0", mac, STATE_TIMEOUT);
     ironic
         .set_provision_state(
             &node,
@@ -543,7 +442,7 @@ fn agent_killed_mid_step_ends_in_deploy_failed_by_timeout() {
     })
     .expect("start Ironic");
     let mac = "02:fc:00:00:10:01";
-    let node = available_node(&ironic, "killed-0", mac);
+    let node = ironic.available_node("killed-0", mac, STATE_TIMEOUT);
     ironic
         .set_provision_state(
             &node,

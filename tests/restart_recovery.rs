@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::fixture::wait_for;
 use support::ironic::{IronicOptions, IronicSandbox};
 
 const STATE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -25,40 +26,15 @@ fn one_ironic() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The fixture host plus the agent's configuration file.
 fn fixture_root(dir: &Path, mac: &str) {
-    let write = |rel: &str, content: &str| {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, content).expect("write");
-    };
-    write(
-        "proc/cpuinfo",
-        "processor\t: 0\nmodel name\t: Fixture CPU\ncpu MHz\t: 2000.0\nflags\t: fpu sse\n\n",
-    );
-    write("proc/meminfo", "MemTotal:  4096000 kB\n");
-    write("proc/sys/kernel/hostname", "fixture-node\n");
-    write("proc/sys/kernel/arch", "x86_64\n");
-    write(
-        "proc/sys/kernel/random/boot_id",
-        "5b1f2a4e-0000-4000-8000-000000000001\n",
-    );
-    write("sys/class/net/eth0/address", &format!("{mac}\n"));
-    write("sys/class/net/eth0/carrier", "1\n");
-    write("sys/devices/virtio0/vendor", "0x1af4\n");
-    std::os::unix::fs::symlink(
-        "../../../devices/virtio0",
-        dir.join("sys/class/net/eth0/device"),
-    )
-    .expect("symlink");
-    write("sys/class/dmi/id/sys_vendor", "Fixture Inc.\n");
-    write("sys/class/dmi/id/product_name", "Model 1\n");
-    std::fs::create_dir_all(dir.join("dev")).expect("mkdir dev");
-    write("cmdline", "");
-    write(
-        "agent.conf",
+    support::fixture::fixture_host(dir, mac, "fixture-node");
+    std::fs::write(
+        dir.join("agent.conf"),
         "[DEFAULT]\nlookup_timeout = 120\nlookup_interval = 1\n\
          inspection_collectors = default\n",
-    );
+    )
+    .expect("agent.conf");
 }
 
 /// One run of the built agent on the fixture `root`; SIGKILLed on drop.
@@ -69,37 +45,8 @@ struct Agent {
 
 impl Agent {
     fn start(root: &Path, api_url: &str, port: u16, run: u32) -> Agent {
-        let r = |rel: &str| root.join(rel).display().to_string();
         let log = root.join(format!("agent-{run}.log"));
-        let args: Vec<String> = vec![
-            "--debug".into(),
-            "--config-file".into(),
-            r("agent.conf"),
-            "--api-url".into(),
-            api_url.to_string(),
-            "--listen-host".into(),
-            "127.0.0.1".into(),
-            "--listen-port".into(),
-            port.to_string(),
-            "--advertise-host".into(),
-            "127.0.0.1".into(),
-            "--advertise-port".into(),
-            port.to_string(),
-            "--cmdline-file".into(),
-            r("cmdline"),
-            "--sys-root".into(),
-            r("sys"),
-            "--proc-root".into(),
-            r("proc"),
-            "--dev-root".into(),
-            r("dev"),
-            "--state-dir".into(),
-            r("run/ironic-agent"),
-            "--host-root".into(),
-            r("host"),
-            "--block-device-allowlist".into(),
-            "/dev/does-not-exist".into(),
-        ];
+        let args = support::fixture::agent_args(root, api_url, port);
         let child = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
             .args(&args)
             .env("IRONIC_AGENT_ENABLE_TEST_MANAGER", "1")
@@ -113,21 +60,7 @@ impl Agent {
     }
 
     fn logs(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        support::fixture::strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// SIGKILL, as a container runtime or the OOM killer would.
@@ -145,35 +78,6 @@ impl Drop for Agent {
             eprintln!("--- {} ---\n{}", self.log.display(), self.logs());
         }
     }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn available_node(ironic: &IronicSandbox, name: &str, mac: &str) -> String {
-    let node = ironic.create_node(name, json!({})).expect("create node");
-    ironic.create_port(&node, mac).expect("create port");
-    ironic
-        .set_provision_state(&node, "manage", json!({}))
-        .expect("manage");
-    ironic
-        .wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT)
-        .expect("manageable");
-    ironic
-        .set_provision_state(&node, "provide", json!({}))
-        .expect("provide");
-    ironic
-        .wait_for_provision_state(&node, &["available"], STATE_TIMEOUT)
-        .expect("available");
-    node
 }
 
 /// The status of the last `execute_deploy_step` in the persisted history.
@@ -281,7 +185,7 @@ fn kill_and_restart(
     kill_at: &str,
     wanted: &str,
 ) -> (Value, String, f64, String) {
-    let node = available_node(ironic, name, mac);
+    let node = ironic.available_node(name, mac, STATE_TIMEOUT);
     ironic
         .set_provision_state(
             &node,
@@ -406,7 +310,7 @@ fn ironic_unreachable_mid_step_heartbeats_back_off_and_resume() {
     let _one = one_ironic();
     let ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
     let mac = "02:fc:00:00:1c:01";
-    let node = available_node(&ironic, "ironic-down", mac);
+    let node = ironic.available_node("ironic-down", mac, STATE_TIMEOUT);
     ironic
         .set_provision_state(
             &node,

@@ -3,9 +3,9 @@
 //! waited for when it finishes within the drain timeout, and cancelled (its install then
 //! fails, so its command cannot stay RUNNING) when it does not.
 
-use std::os::unix::fs::PermissionsExt;
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ironic_agent::wiring::start_actors;
@@ -13,46 +13,19 @@ use ironic_agent_actors::config::AgentConfig;
 use ironic_agent_actors::installer::{CoreosInstallRequest, InstallCoreos};
 use serde_json::json;
 
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/coreos");
-const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
+use support::fixture::CHROOT_PATH;
 
 /// A host root whose `coreos-installer` sleeps `seconds` then writes /tmp/finished.
 fn prepare(dir: &Path, seconds: u32) -> AgentConfig {
-    let root = dir.join("host-root");
-    let status = Command::new("bash")
-        .arg(format!("{HARNESS}/host-root.sh"))
-        .arg(&root)
-        .status()
-        .expect("host-root.sh");
-    assert!(status.success());
-    // The stand-in sleeps: the host root has sh but no sleep (it links only libc).
-    let sleep = Command::new("sh")
-        .args(["-c", "command -v sleep"])
-        .output()
-        .expect("sleep");
-    let sleep = String::from_utf8_lossy(&sleep.stdout).trim().to_string();
-    std::fs::copy(&sleep, root.join("usr/bin/sleep")).expect("copy sleep");
-    let installer = root.join("usr/bin/coreos-installer");
-    std::fs::write(
-        &installer,
-        format!(
+    let root = support::fixture::standin_installer_root(
+        dir,
+        &format!(
             "#!/bin/sh\n# test stand-in: a slow install\n\
              i=0; while [ $i -lt {} ]; do sleep 0.1; i=$((i+1)); done\n\
              echo done > /tmp/finished\n",
             seconds * 10
         ),
-    )
-    .expect("stand-in");
-    std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let shims = dir.join("shims");
-    std::fs::create_dir_all(&shims).expect("shims");
-    std::os::unix::fs::symlink(format!("{HARNESS}/chroot-shim.sh"), shims.join("chroot"))
-        .expect("chroot shim");
+    );
     let device = dir.join("not-a-disk");
     std::fs::write(&device, b"").expect("device");
     let mut config = AgentConfig::default();
@@ -76,7 +49,7 @@ fn shim_path(dir: &Path) {
 
 #[actix_rt::test]
 async fn shutdown_waits_for_a_running_install_then_cancels_a_stuck_one() {
-    if !is_root() {
+    if !support::fixture::is_root() {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
             "CI must run as root"

@@ -12,16 +12,11 @@ use std::time::Duration;
 
 use support::agent::{AgentOptions, AgentProcess};
 
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/coreos");
-const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
+use support::fixture::CHROOT_PATH;
+use support::fixture::COREOS_HARNESS as HARNESS;
 
 fn root_or_skip(test: &str) -> bool {
-    if is_root() {
+    if support::fixture::is_root() {
         return true;
     }
     assert!(

@@ -415,6 +415,24 @@ impl IronicSandbox {
         }
     }
 
+    /// Enrolls `name` with a port of `mac`, then manages and provides it: the node
+    /// is `available` (each wait bounded by `timeout`). Returns its UUID.
+    pub fn available_node(&self, name: &str, mac: &str, timeout: Duration) -> String {
+        let node = self
+            .create_node(name, serde_json::json!({}))
+            .expect("create node");
+        self.create_port(&node, mac).expect("create port");
+        self.set_provision_state(&node, "manage", serde_json::json!({}))
+            .expect("manage");
+        self.wait_for_provision_state(&node, &["manageable"], timeout)
+            .expect("manageable");
+        self.set_provision_state(&node, "provide", serde_json::json!({}))
+            .expect("provide");
+        self.wait_for_provision_state(&node, &["available"], timeout)
+            .expect("available");
+        node
+    }
+
     /// Poll the node every 200 ms until its `provision_state` is one of
     /// `wanted` and returns the node. Stable states (enroll, manageable,
     /// available, active) count only with no pending `target_provision_state`.
