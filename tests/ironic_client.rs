@@ -6,93 +6,24 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::conductor::{
+    conductor_called, deploy_with_step, expect_state, last_error_of, one_ironic, AgentSetup,
+    ConductorAgent as Agent, STATE_TIMEOUT,
+};
 use support::fixture::wait_for;
 use support::ironic::{IronicOptions, IronicSandbox};
 
-const STATE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One conductor at a time: three all-in-one Ironics starting together on two cores
-/// can miss the harness's start-up timeout.
-static ONE_IRONIC: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_ironic() -> std::sync::MutexGuard<'static, ()> {
-    ONE_IRONIC
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The built agent, killed on drop; its stderr goes to a file shown on failure.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(api_url: &str, mac: &str, extra: &[&str], conf: &str) -> Agent {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path();
-        support::fixture::fixture_host(root, mac, "fixture-node");
-        let conf_path = root.join("agent.conf");
-        std::fs::write(
-            &conf_path,
-            format!(
-                "[DEFAULT]\nlookup_timeout = 120\nlookup_interval = 1\n\
-                 inspection_collectors = default\n{conf}\n"
-            ),
-        )
-        .expect("conf");
-        let port = support::agent::free_port();
-        let log = root.join("agent.log");
-        let mut args = support::fixture::agent_args(root, api_url, port);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
-            .args(&args)
-            .env("IRONIC_AGENT_ENABLE_TEST_MANAGER", "1")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn the agent");
-        Agent {
-            child,
-            log,
-            port,
-            _dir: dir,
-        }
-    }
-
-    /// The agent's log without ANSI colour sequences.
-    fn logs(&self) -> String {
-        support::fixture::strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self._dir.path().join("run/ironic-agent")
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the agent exited ({status}):\n{}", self.logs());
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- agent log ---\n{}", self.logs());
-        }
-    }
+/// A fixture-host agent with `conf` lines and `extra` arguments.
+fn start_agent(api_url: &str, mac: &str, extra: &[&str], conf: &str) -> Agent {
+    Agent::start(
+        api_url,
+        mac,
+        AgentSetup::default().conf(conf).args(extra.iter().copied()),
+    )
 }
 
 #[test]
@@ -124,15 +55,14 @@ fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
         .expect("inspect wait");
 
     let callback = format!("{}/v1/continue_inspection", ironic.url());
-    let mut agent = Agent::start(
+    let mut agent = start_agent(
         &ironic.url(),
         mac,
         &["--inspection-callback-url", &callback],
         "enable_auto_tls = False",
     );
-    let done = ironic.wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT);
+    expect_state(&ironic, &node, &["manageable"], STATE_TIMEOUT, &agent);
     agent.assert_running();
-    done.unwrap_or_else(|err| panic!("{err:#}\n--- agent log ---\n{}", agent.logs()));
 
     let stored = ironic.inventory(&node).expect("stored inventory");
     let interfaces = stored["inventory"]["interfaces"]
@@ -151,7 +81,7 @@ fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
 
     // Issue 9, scenario 1: the stored inventory equals `ironic-agent inventory` for the
     // same roots (nothing in this fixture changes between calls).
-    let root = agent._dir.path();
+    let root = agent.root();
     let r = |rel: &str| root.join(rel).display().to_string();
     let cli = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
         .args([
@@ -209,29 +139,13 @@ fn deploy_with_agent(
     mac: &str,
     conf: &str,
 ) -> (Agent, Value, f64) {
-    ironic
-        .set_provision_state(
-            node,
-            "active",
-            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
-                                     "priority": 80, "args": {"seconds": 1}}]}),
-        )
-        .expect("deploy");
-    ironic
-        .wait_for_provision_state(node, &["wait call-back"], STATE_TIMEOUT)
-        .expect("wait call-back");
+    deploy_with_step(ironic, node, "test_sleep", json!({"seconds": 1}));
     let started = Instant::now();
-    let mut agent = Agent::start(&ironic.url(), mac, &[], conf);
-    let done = ironic.wait_for_provision_state(node, &["active"], STATE_TIMEOUT);
+    let mut agent = start_agent(&ironic.url(), mac, &[], conf);
+    let done = expect_state(ironic, node, &["active"], STATE_TIMEOUT, &agent);
     let elapsed = started.elapsed().as_secs_f64();
     agent.assert_running();
-    let done = done.unwrap_or_else(|err| panic!("{err:#}\n--- agent log ---\n{}", agent.logs()));
     (agent, done, elapsed)
-}
-
-/// What the conductor's log says it asked the agent (its `agent_client` lines).
-fn conductor_called(ironic: &IronicSandbox, command: &str) -> bool {
-    ironic.log_tail(5000).contains(command)
 }
 
 #[test]
@@ -298,7 +212,7 @@ fn lookup_timeout_exits_non_zero_with_a_clear_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         format!("http://{}", listener.local_addr().expect("addr"))
     };
-    let mut agent = Agent::start(
+    let mut agent = start_agent(
         &closed,
         "02:fc:00:00:0d:01",
         &[],
@@ -312,7 +226,7 @@ fn lookup_timeout_exits_non_zero_with_a_clear_error() {
         "nothing may listen before lookup succeeded"
     );
     let status = wait_for("the agent to exit", Duration::from_secs(30), || {
-        agent.child.try_wait().expect("try_wait")
+        agent.try_wait()
     });
     assert_eq!(status.code(), Some(75), "exit status {status}");
     let logs = agent.logs();
@@ -331,27 +245,10 @@ fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected()
     let mac = "02:fc:00:00:0e:01";
     let node = ironic.available_node("deploy-fail-0", mac, STATE_TIMEOUT);
     let text = "e2e injected failure 4711";
-    ironic
-        .set_provision_state(
-            &node,
-            "active",
-            json!({"deploy_steps": [{"interface": "deploy", "step": "test_fail",
-                                     "priority": 80, "args": {"message": text}}]}),
-        )
-        .expect("deploy");
-    ironic
-        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
-        .expect("wait call-back");
-    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
-    let done = ironic.wait_for_provision_state(&node, &["deploy failed"], STATE_TIMEOUT);
+    deploy_with_step(&ironic, &node, "test_fail", json!({"message": text}));
+    let mut agent = start_agent(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    let done = expect_state(&ironic, &node, &["deploy failed"], STATE_TIMEOUT, &agent);
     agent.assert_running();
-    let done = done.unwrap_or_else(|err| {
-        panic!(
-            "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
-            agent.logs(),
-            ironic.log_tail(60)
-        )
-    });
     let last_error = last_error_of(&ironic, &node, done);
     assert!(
         last_error.contains(text),
@@ -389,18 +286,8 @@ fn agent_recovers_when_ironic_is_down_mid_heartbeating() {
     let mut ironic = IronicSandbox::start(IronicOptions::default()).expect("start Ironic");
     let mac = "02:fc:00:00:0f:01";
     let node = ironic.available_node("outage-0", mac, STATE_TIMEOUT);
-    ironic
-        .set_provision_state(
-            &node,
-            "active",
-            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
-                                     "priority": 80, "args": {"seconds": 20}}]}),
-        )
-        .expect("deploy");
-    ironic
-        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
-        .expect("wait call-back");
-    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    deploy_with_step(&ironic, &node, "test_sleep", json!({"seconds": 20}));
+    let mut agent = start_agent(&ironic.url(), mac, &[], "enable_auto_tls = False");
     wait_for("the step to run on the agent", STATE_TIMEOUT, || {
         agent.logs().contains("test_sleep").then_some(())
     });
@@ -411,15 +298,14 @@ fn agent_recovers_when_ironic_is_down_mid_heartbeating() {
         .restart_after(opts, Duration::from_secs(12))
         .expect("restart Ironic");
     eprintln!("Ironic was down for {:.1} s", down.elapsed().as_secs_f64());
-    let done = ironic.wait_for_provision_state(&node, &["active"], Duration::from_secs(120));
+    expect_state(
+        &ironic,
+        &node,
+        &["active"],
+        Duration::from_secs(120),
+        &agent,
+    );
     agent.assert_running();
-    done.unwrap_or_else(|err| {
-        panic!(
-            "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
-            agent.logs(),
-            ironic.log_tail(60)
-        )
-    });
     let logs = agent.logs();
     let failed = logs.find("heartbeat failed").unwrap_or_else(|| {
         panic!("no failed heartbeat while Ironic was down:\n{logs}");
@@ -443,34 +329,21 @@ fn agent_killed_mid_step_ends_in_deploy_failed_by_timeout() {
     .expect("start Ironic");
     let mac = "02:fc:00:00:10:01";
     let node = ironic.available_node("killed-0", mac, STATE_TIMEOUT);
-    ironic
-        .set_provision_state(
-            &node,
-            "active",
-            json!({"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
-                                     "priority": 80, "args": {"seconds": 600}}]}),
-        )
-        .expect("deploy");
-    ironic
-        .wait_for_provision_state(&node, &["wait call-back"], STATE_TIMEOUT)
-        .expect("wait call-back");
-    let mut agent = Agent::start(&ironic.url(), mac, &[], "enable_auto_tls = False");
+    deploy_with_step(&ironic, &node, "test_sleep", json!({"seconds": 600}));
+    let mut agent = start_agent(&ironic.url(), mac, &[], "enable_auto_tls = False");
     wait_for("the step to run on the agent", STATE_TIMEOUT, || {
         agent.logs().contains("test_sleep").then_some(())
     });
     agent.assert_running();
-    agent.child.kill().expect("SIGKILL the agent");
-    let _ = agent.child.wait();
+    agent.kill9();
     let killed = Instant::now();
-    let done = ironic
-        .wait_for_provision_state(&node, &["deploy failed"], Duration::from_secs(90))
-        .unwrap_or_else(|err| {
-            panic!(
-                "{err:#}\n--- agent log ---\n{}\n--- ironic log ---\n{}",
-                agent.logs(),
-                ironic.log_tail(60)
-            )
-        });
+    let done = expect_state(
+        &ironic,
+        &node,
+        &["deploy failed"],
+        Duration::from_secs(90),
+        &agent,
+    );
     eprintln!(
         "deploy failed {:.1} s after the agent was killed",
         killed.elapsed().as_secs_f64()
@@ -481,21 +354,4 @@ fn agent_killed_mid_step_ends_in_deploy_failed_by_timeout() {
         last_error.contains("Timeout reached while waiting for callback"),
         "{last_error:?}"
     );
-}
-
-/// The node's `last_error`, waiting (bounded) for it: after a failure the conductor saves
-/// the new provision state before its error handler saves `last_error`.
-fn last_error_of(ironic: &IronicSandbox, node: &str, seen: Value) -> String {
-    let mut current = seen;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(text) = current["last_error"].as_str().filter(|t| !t.is_empty()) {
-            return text.to_string();
-        }
-        if Instant::now() > deadline {
-            return String::new();
-        }
-        std::thread::sleep(Duration::from_millis(250));
-        current = ironic.node(node).unwrap_or(current);
-    }
 }
