@@ -1,7 +1,8 @@
 //! The Ironic client against a scripted mock Ironic (an actix-web server on
 //! 127.0.0.1:0 inside the test): lookup retries, version negotiation, several URLs,
-//! heartbeat 202/409 and forced heartbeats, inspection retries, and the start-up
-//! sequence (token `******`, auto-TLS, lookup timeout).
+//! heartbeat 202/409 and forced heartbeats, a new token looked up after Ironic rejects
+//! the held one, inspection retries, and the start-up sequence (token `******`,
+//! auto-TLS, lookup timeout).
 
 mod support;
 
@@ -12,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use ironic_agent_actors::api::InstallAgentToken;
 use ironic_agent_actors::config::{AgentConfig, HostPaths, Secret};
 use ironic_agent_actors::ironic::client::{ClientSettings, IronicHttp};
 use ironic_agent_actors::ironic::startup::{self, StartupError, StartupOutcome, StartupTiming};
 use ironic_agent_actors::ironic::timing::{FixedJitter, InspectionRetry, LookupBackoff};
 use ironic_agent_actors::ironic::{
     ForceHeartbeat, GetHeartbeatStats, Inspect, IronicClient, IronicError, Lookup,
-    StartHeartbeating,
+    StartHeartbeating, TokenRenewal,
 };
 use serde_json::{json, Value};
 
@@ -111,10 +113,11 @@ async fn mock_handler(
         }
         p if p.starts_with("/v1/heartbeat/") => {
             let code = script.heartbeat.pop_front().unwrap_or(202);
-            if code == 202 {
-                reply(202, Value::Null)
-            } else {
-                reply(code, fault("Node is locked"))
+            match code {
+                202 => reply(202, Value::Null),
+                // Ironic 39's answer once the conductor has wiped the node's token.
+                400 => reply(400, fault("Invalid or missing agent token received.")),
+                _ => reply(code, fault("Node is locked")),
             }
         }
         "/v1/continue_inspection" => {
@@ -365,6 +368,7 @@ async fn heartbeat_409_backs_off_then_202_and_forced_heartbeat_goes_at_once() {
             heartbeat_timeout: 1000.0,
             callback_url: "http://127.0.0.1:9999".into(),
             verify_ca: None,
+            renewal: None,
         })
         .await
         .expect("mailbox");
@@ -419,6 +423,7 @@ async fn forced_heartbeat_after_an_error_keeps_the_floor() {
             heartbeat_timeout: 1000.0,
             callback_url: "http://127.0.0.1:9999".into(),
             verify_ca: None,
+            renewal: None,
         })
         .await
         .expect("mailbox");
@@ -432,6 +437,133 @@ async fn forced_heartbeat_after_an_error_keeps_the_floor() {
     // Not at once (the 400 ms floor), but before the 800 ms error interval.
     assert!(gap >= Duration::from_millis(380), "{gap:?}");
     assert!(gap < Duration::from_millis(750), "{gap:?}");
+    mock.stop().await;
+}
+
+/// Records the tokens the heartbeat loop installs (stands in for the API server).
+struct TokenSink(Arc<Mutex<Vec<String>>>);
+
+impl Actor for TokenSink {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<InstallAgentToken> for TokenSink {
+    type Result = ();
+
+    fn handle(&mut self, msg: InstallAgentToken, _ctx: &mut Self::Context) {
+        self.0
+            .lock()
+            .expect("sink")
+            .push(msg.0.expose().to_string());
+    }
+}
+
+/// Ironic wiped the token it handed out: heartbeats get 400 "Invalid or missing agent
+/// token". The loop looks the node up again (by MACs and UUID): a 404 (lookup not
+/// allowed in this state) and a `******` (another token is held) change nothing; the
+/// first fresh token is installed in the API and the heartbeat goes out with it at once.
+#[actix_rt::test]
+async fn token_rejected_heartbeat_looks_up_a_new_token_and_installs_it() {
+    const NEW: &str = "Zx9bq2Wm0vLr7TtYpUu1Kk3Hh5Gg8Ff6Dd4Ss2Aa0Qq";
+    let mock = Mock::start(Script {
+        heartbeat: VecDeque::from([400, 400, 400]),
+        lookup: VecDeque::from([
+            (404, fault("Node could not be found")),
+            (200, lookup_body("******")),
+            (200, lookup_body(NEW)),
+        ]),
+        ..Script::default()
+    });
+    let installed = Arc::new(Mutex::new(Vec::new()));
+    let sink = TokenSink(installed.clone()).start();
+    let client = IronicClient::new(config_for(&mock))
+        .with_error_base(Duration::from_millis(50))
+        .with_jitter(FixedJitter::new([0.0]))
+        .start();
+    client
+        .send(StartHeartbeating {
+            node_uuid: NODE.into(),
+            agent_token: Some(Secret::new(TOKEN)),
+            heartbeat_timeout: 1000.0,
+            callback_url: "http://127.0.0.1:9999".into(),
+            verify_ca: None,
+            renewal: Some(TokenRenewal {
+                macs: macs(),
+                install: sink.recipient(),
+            }),
+        })
+        .await
+        .expect("mailbox");
+    let beats = || mock.seen("/v1/heartbeat/").len();
+    assert!(wait_until(|| beats() >= 4, Duration::from_secs(5)).await);
+    let tokens: Vec<Value> = mock
+        .seen("/v1/heartbeat/")
+        .iter()
+        .map(|seen| seen.body["agent_token"].clone())
+        .collect();
+    assert_eq!(
+        tokens,
+        vec![json!(TOKEN), json!(TOKEN), json!(TOKEN), json!(NEW)]
+    );
+    let lookups = mock.seen("/v1/lookup");
+    assert_eq!(lookups.len(), 3, "one lookup per rejected heartbeat");
+    assert!(
+        lookups[0].path.contains(&format!(
+            "addresses=02%3Afc%3A00%3A00%3A00%3A01&node_uuid={NODE}"
+        )),
+        "{}",
+        lookups[0].path
+    );
+    assert_eq!(*installed.lock().expect("sink"), vec![NEW.to_string()]);
+    // The fresh token's heartbeat went out at once, not after the error interval.
+    let seen = mock.seen("/v1/");
+    let last_lookup = seen.iter().rposition(|s| s.path.starts_with("/v1/lookup"));
+    let renewed_beat = &seen[last_lookup.expect("lookup") + 1];
+    assert!(renewed_beat.path.starts_with("/v1/heartbeat/"));
+    assert!(
+        renewed_beat.at - seen[last_lookup.expect("lookup")].at < Duration::from_millis(45),
+        "the renewed heartbeat waited"
+    );
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    let stats = client.send(GetHeartbeatStats).await.expect("mailbox");
+    assert_eq!(
+        (stats.accepted, stats.failed, stats.tokens_renewed),
+        (1, 3, 1)
+    );
+    assert_eq!(beats(), 4, "accepted: the next heartbeat is 300 s away");
+    mock.stop().await;
+}
+
+/// Without a renewal (standalone-like set-ups) a token rejection is only retried.
+#[actix_rt::test]
+async fn token_rejected_heartbeat_without_renewal_only_retries() {
+    let mock = Mock::start(Script {
+        heartbeat: VecDeque::from([400, 400]),
+        ..Script::default()
+    });
+    let client = IronicClient::new(config_for(&mock))
+        .with_error_base(Duration::from_millis(30))
+        .with_jitter(FixedJitter::new([0.0]))
+        .start();
+    client
+        .send(StartHeartbeating {
+            node_uuid: NODE.into(),
+            agent_token: Some(Secret::new(TOKEN)),
+            heartbeat_timeout: 1000.0,
+            callback_url: "http://127.0.0.1:9999".into(),
+            verify_ca: None,
+            renewal: None,
+        })
+        .await
+        .expect("mailbox");
+    assert!(
+        wait_until(
+            || mock.seen("/v1/heartbeat/").len() >= 3,
+            Duration::from_secs(5)
+        )
+        .await
+    );
+    assert!(mock.seen("/v1/lookup").is_empty());
     mock.stop().await;
 }
 
@@ -739,6 +871,7 @@ async fn unreachable_ironic_keeps_heartbeating_with_backoff_until_stopped() {
             heartbeat_timeout: 300.0,
             callback_url: "http://127.0.0.1:9999".into(),
             verify_ca: None,
+            renewal: None,
         })
         .await
         .expect("mailbox");

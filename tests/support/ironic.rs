@@ -49,8 +49,12 @@ pub struct IronicOptions {
     /// deploy; lookup is then also allowed in `manageable`/`available`.
     pub fast_track: bool,
     /// `[conductor] automated_clean`: `provide` and undeploy go through
-    /// cleaning (the erase steps stay at priority 0).
+    /// cleaning (the erase steps stay at priority 0 unless `metadata_erase`).
     pub automated_clean: bool,
+    /// `[deploy] erase_devices_metadata_priority = 10` instead of 0: automated
+    /// cleaning erases the disks' metadata, as Metal3 configures Ironic
+    /// (start.sh --metadata-erase).
+    pub metadata_erase: bool,
     /// `[conductor] deploy_callback_timeout` / `clean_callback_timeout` of 20 s instead
     /// of 180 s: a vanished agent is noticed quickly (start.sh --short-callback-timeout).
     pub short_callback_timeout: bool,
@@ -70,6 +74,9 @@ impl IronicOptions {
         }
         if self.short_callback_timeout {
             flags.push("--short-callback-timeout");
+        }
+        if self.metadata_erase {
+            flags.push("--metadata-erase");
         }
         flags
     }

@@ -143,6 +143,30 @@ async fn holders(env: &StepEnv) -> Result<(Vec<BlockDev>, Vec<BlockDev>), AgentE
     Ok((all, holders))
 }
 
+/// Fails before any disk is partitioned when `mdadm` cannot run: without it the
+/// partitioning would only leave the disks half-prepared.
+async fn require_mdadm(env: &StepEnv) -> Result<(), AgentError> {
+    match env
+        .runner
+        .run(CommandSpec::new("mdadm", ["--version"]))
+        .await
+    {
+        Ok(out) if out.success() => Ok(()),
+        Ok(out) => Err(raid_err(format!(
+            "mdadm --version failed with {}: {}; no disk was changed",
+            out.describe_exit(),
+            out.stderr.trim()
+        ))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(raid_err(
+            "mdadm is not installed: a software RAID cannot be created here; \
+             no disk was changed",
+        )),
+        Err(err) => Err(raid_err(format!(
+            "cannot run mdadm ({err}); no disk was changed"
+        ))),
+    }
+}
+
 /// `create_configuration` / the create half of `apply_configuration`.
 pub async fn create(env: &StepEnv, config: &Value) -> Result<Value, AgentError> {
     if config
@@ -157,6 +181,7 @@ pub async fn create(env: &StepEnv, config: &Value) -> Result<Value, AgentError> 
     for disk in &holders {
         disks::check_allowed(&env.allowlist, &disk.path).map_err(|e| raid_err(e.to_string()))?;
     }
+    require_mdadm(env).await?;
     for disk in &holders {
         let dev = disk.path.display().to_string();
         run(env, &["-Z", &dev], "sgdisk").await?;

@@ -5,8 +5,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, SpawnHandle,
-    WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
+    SpawnHandle, WrapFuture,
 };
 use serde_json::Value;
 
@@ -14,7 +14,10 @@ use super::client::{
     ApiVersion, ClientSettings, HeartbeatRequest, IronicError, IronicHttp, LookupResult,
 };
 use super::timing::{self, InspectionRetry, Jitter, LookupBackoff, ThreadJitter};
+use super::token::{self, TokenDecision};
+use crate::api::InstallAgentToken;
 use crate::config::{AgentConfig, Secret};
+use crate::state::StateStore;
 
 /// A [`Jitter`] shared between the actor and the futures it spawns.
 #[derive(Clone)]
@@ -55,6 +58,8 @@ pub struct HeartbeatStats {
     pub last_error: Option<String>,
     /// Forced heartbeats requested.
     pub forced: u64,
+    /// New agent tokens looked up after Ironic rejected the held one.
+    pub tokens_renewed: u64,
     /// Whether the loop runs.
     pub running: bool,
 }
@@ -69,6 +74,24 @@ struct Heartbeater {
     last_error_at: Option<Instant>,
     last_outcome: Option<String>,
     generation: u64,
+    renewal: Option<TokenRenewal>,
+    last_renewal_failure: Option<String>,
+}
+
+/// How the heartbeat loop gets a new agent token once Ironic rejects the held one
+/// (the conductor wipes it, e.g. when it powers the node off after a deploy or fails
+/// a cleaning, while this process keeps running).
+///
+/// IPA 13 only retries the heartbeat (5-10 s apart) and relies on the reboot that
+/// follows such a wipe. When this process survives, the loop looks the node up
+/// again instead: Ironic 39 hands out a fresh token when it holds none, and answers
+/// 404 in states where lookup is not allowed (then the loop keeps retrying).
+#[derive(Debug, Clone)]
+pub struct TokenRenewal {
+    /// The MACs of the lookup (the node UUID is the heartbeat's).
+    pub macs: Vec<String>,
+    /// The API server, which must check Ironic's calls against the new token.
+    pub install: Recipient<InstallAgentToken>,
 }
 
 /// Talks to the Ironic API on behalf of the agent.
@@ -245,8 +268,116 @@ impl IronicClient {
                 error_base
             };
         }
+        if result.as_ref().is_err_and(IronicError::is_token_rejection) && beater.renewal.is_some() {
+            self.renew_token(delay, ctx);
+            return;
+        }
         tracing::debug!(?delay, "next heartbeat");
         self.schedule(delay, ctx);
+    }
+
+    /// Looks the node up once for a new token (see [`TokenRenewal`]); the heartbeat
+    /// goes out again at once with a new token, else after `retry_delay`.
+    fn renew_token(&mut self, retry_delay: Duration, ctx: &mut Context<Self>) {
+        let http = self.http();
+        let Some(beater) = self.heartbeat.as_mut() else {
+            return;
+        };
+        let Some(renewal) = beater.renewal.clone() else {
+            return;
+        };
+        beater.in_flight = true;
+        let generation = beater.generation;
+        let node_uuid = beater.request.node_uuid.clone();
+        tracing::debug!("Ironic rejected the agent token; looking the node up again");
+        ctx.spawn(
+            async move {
+                match http {
+                    Ok(http) => http.lookup_once(&renewal.macs, Some(&node_uuid)).await,
+                    Err(err) => Err(err),
+                }
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| act.renewal_done(generation, result, retry_delay, ctx)),
+        );
+    }
+
+    fn renewal_done(
+        &mut self,
+        generation: u64,
+        result: Result<LookupResult, IronicError>,
+        retry_delay: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let error_base = self.error_base;
+        let Some(beater) = self.heartbeat.as_mut() else {
+            return;
+        };
+        if beater.generation != generation {
+            return;
+        }
+        beater.in_flight = false;
+        let failure = match &result {
+            Ok(found) => {
+                let received = found.config.agent_token.as_ref().map(Secret::expose);
+                match token::decide(received, beater.request.agent_token.as_ref()) {
+                    TokenDecision::Use(new_token) => {
+                        if let Some(renewal) = &beater.renewal {
+                            renewal
+                                .install
+                                .do_send(InstallAgentToken(new_token.clone()));
+                        }
+                        beater.request.agent_token = Some(new_token.clone());
+                        beater.last_renewal_failure = None;
+                        beater.force_pending = false;
+                        self.stats.tokens_renewed += 1;
+                        tracing::info!(
+                            node = %found.node_uuid,
+                            "Ironic had dropped the agent token; a new one was looked up"
+                        );
+                        remember_token(&self.config, &found.node_uuid, &new_token);
+                        self.schedule(Duration::ZERO, ctx);
+                        return;
+                    }
+                    TokenDecision::KeepHeld(_) | TokenDecision::Lockdown => {
+                        "Ironic holds another agent token (handed out already)".to_string()
+                    }
+                    TokenDecision::Ignored(_) => "the lookup carried no usable token".to_string(),
+                }
+            }
+            Err(err) => format!("lookup failed: {err}"),
+        };
+        if beater.last_renewal_failure.as_deref() != Some(failure.as_str()) {
+            tracing::warn!(
+                reason = %failure,
+                "Ironic rejects the agent token and gave no new one; retrying"
+            );
+            beater.last_renewal_failure = Some(failure);
+        } else {
+            tracing::debug!(reason = %failure, "no new agent token yet");
+        }
+        let delay = if std::mem::take(&mut beater.force_pending) {
+            error_base
+        } else {
+            retry_delay
+        };
+        self.schedule(delay, ctx);
+    }
+}
+
+/// Saves a renewed token in the session of this boot, so that a restarted process
+/// (`state::StateStore`) holds the token Ironic will not hand out again.
+fn remember_token(config: &AgentConfig, node_uuid: &str, token: &Secret) {
+    let store = StateStore::new(&config.paths.state_dir, &config.paths.proc_root);
+    let Some(mut session) = store
+        .load_session()
+        .filter(|session| session.node_uuid == node_uuid)
+    else {
+        return;
+    };
+    session.agent_token = Some(token.expose().to_string());
+    if let Err(err) = store.save_session(&session) {
+        tracing::warn!(error = %err, "cannot save the renewed token: a restart will not recover");
     }
 }
 
@@ -382,6 +513,8 @@ pub struct StartHeartbeating {
     pub callback_url: String,
     /// The auto-TLS certificate PEM, sent as `agent_verify_ca`.
     pub verify_ca: Option<String>,
+    /// Look up a new token when Ironic rejects this one; `None`: only retry.
+    pub renewal: Option<TokenRenewal>,
 }
 
 impl Message for StartHeartbeating {
@@ -418,6 +551,8 @@ impl Handler<StartHeartbeating> for IronicClient {
             last_error_at: None,
             last_outcome: None,
             generation: self.generation,
+            renewal: msg.renewal,
+            last_renewal_failure: None,
         });
         self.stats.running = true;
         self.beat(ctx);

@@ -102,6 +102,18 @@ impl IronicError {
         }
     }
 
+    /// Whether Ironic refused a heartbeat for its agent token: 400 with "Invalid or
+    /// missing agent token received." or "Agent token is required …" (Ironic 39).
+    /// That happens once the conductor has wiped the token it handed out.
+    pub fn is_token_rejection(&self) -> bool {
+        match self {
+            IronicError::Status { code: 400, text } => {
+                text.to_ascii_lowercase().contains("agent token")
+            }
+            _ => false,
+        }
+    }
+
     /// A short class of the error, to log a failure once per change, not per retry.
     pub fn kind(&self) -> String {
         match self {

@@ -13,6 +13,6 @@ pub mod token;
 
 pub use actor::{
     ForceHeartbeat, GetApiVersion, GetHeartbeatStats, HeartbeatStats, Inspect, IronicClient,
-    Lookup, SharedJitter, StartHeartbeating, StopHeartbeating,
+    Lookup, SharedJitter, StartHeartbeating, StopHeartbeating, TokenRenewal,
 };
 pub use client::{ApiVersion, IronicError, LookupConfig, LookupResult};

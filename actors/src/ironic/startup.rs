@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use serde_json::Value;
 
-use super::actor::{GetApiVersion, Inspect, IronicClient, Lookup, StartHeartbeating};
+use super::actor::{GetApiVersion, Inspect, IronicClient, Lookup, StartHeartbeating, TokenRenewal};
 use super::callback;
 use super::client::{normalize_urls, ApiVersion, IronicError, LookupResult};
 use super::tls;
@@ -263,7 +263,7 @@ pub async fn run(
     let found: LookupResult = peers
         .ironic
         .send(Lookup {
-            macs,
+            macs: macs.clone(),
             node_uuid: node_uuid.clone(),
         })
         .await?
@@ -404,6 +404,10 @@ pub async fn run(
             heartbeat_timeout: found.config.heartbeat_timeout,
             callback_url: callback_url.clone(),
             verify_ca,
+            renewal: Some(TokenRenewal {
+                macs,
+                install: peers.api.clone().recipient(),
+            }),
         })
         .await?;
     Ok(StartupOutcome::Serving {

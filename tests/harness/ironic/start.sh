@@ -3,6 +3,8 @@
 #
 #   start.sh RUN_DIR PORT [--require-tls] [--fast-track] [--automated-clean]
 #            [--short-callback-timeout]   (deploy/clean callback timeouts 20 s, not 180 s)
+#            [--metadata-erase]   (erase_devices_metadata at priority 10 in automated
+#                                  cleaning, as Metal3 configures it; else 0)
 #
 # Renders ironic.conf.in into RUN_DIR/ironic.conf, creates the sqlite schema
 # (once per RUN_DIR; a restart in the same RUN_DIR keeps the nodes), starts
@@ -19,16 +21,17 @@ REPO=$(cd "$HERE/../../.." && pwd)
 VENV=${IRONIC_AGENT_CACHE:-$REPO/.cache}/ironic-venv
 TIMEOUT=${IRONIC_HARNESS_START_TIMEOUT:-60}
 
-usage() { echo "usage: $0 RUN_DIR PORT [--require-tls] [--fast-track] [--automated-clean] [--short-callback-timeout]" >&2; exit 2; }
+usage() { echo "usage: $0 RUN_DIR PORT [--require-tls] [--fast-track] [--automated-clean] [--short-callback-timeout] [--metadata-erase]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 RUN_DIR=$1 PORT=$2; shift 2
-require_tls=False fast_track=False automated_clean=False callback_timeout=180
+require_tls=False fast_track=False automated_clean=False callback_timeout=180 metadata_priority=0
 for opt in "$@"; do
   case $opt in
     --require-tls) require_tls=True ;;
     --fast-track) fast_track=True ;;
     --automated-clean) automated_clean=True ;;
     --short-callback-timeout) callback_timeout=20 ;;
+    --metadata-erase) metadata_priority=10 ;;
     *) usage ;;
   esac
 done
@@ -56,6 +59,7 @@ fail() {
 sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PORT@|$PORT|g" \
     -e "s|@REQUIRE_TLS@|$require_tls|g" -e "s|@FAST_TRACK@|$fast_track|g" \
     -e "s|@AUTOMATED_CLEAN@|$automated_clean|g" -e "s|@CALLBACK_TIMEOUT@|$callback_timeout|g" \
+    -e "s|@METADATA_ERASE_PRIORITY@|$metadata_priority|g" \
     "$HERE/ironic.conf.in" >"$RUN_DIR/ironic.conf"
 if grep -n '@[A-Z_]*@' "$RUN_DIR/ironic.conf" >&2; then
   echo "start.sh: unrendered placeholder in ironic.conf" >&2; exit 1
