@@ -14,15 +14,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::ironic::IronicSandbox;
+use super::ironic::{IronicOptions, IronicSandbox};
 
 /// Default bound for a provision-state wait in conductor scenarios.
 pub const STATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The agent's device allow-list flag (given once: clap refuses a repeat).
+const ALLOWLIST_FLAG: &str = "--block-device-allowlist";
 
 /// Lines of each log shown when a scenario fails.
 const LOG_TAIL_LINES: usize = 80;
@@ -37,12 +40,31 @@ pub fn one_ironic() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+static SHARED_IRONIC: Mutex<Weak<IronicSandbox>> = Mutex::new(Weak::new());
+
+/// One conductor for the tests of a binary that run at the same time (one node
+/// each): the first caller starts it, the last one to drop its handle stops it.
+/// Every caller in the binary must ask for the same `opts`.
+pub fn shared_ironic(opts: IronicOptions) -> Arc<IronicSandbox> {
+    let mut slot = SHARED_IRONIC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(ironic) = slot.upgrade() {
+        assert_eq!(ironic.options(), opts, "one shared Ironic, one option set");
+        return ironic;
+    }
+    let ironic = Arc::new(IronicSandbox::start(opts).expect("start Ironic"));
+    *slot = Arc::downgrade(&ironic);
+    ironic
+}
+
 /// How to start a [`ConductorAgent`] beyond the fixture defaults.
 #[derive(Debug, Clone, Default)]
 pub struct AgentSetup {
     /// Extra lines for `[DEFAULT]` of the agent's configuration file.
     pub conf: String,
-    /// Extra command-line arguments (later flags override earlier ones).
+    /// Extra command-line arguments (later flags override earlier ones; a
+    /// `--block-device-allowlist` here replaces the fixture's).
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
@@ -103,6 +125,12 @@ impl ConductorAgent {
         let port = super::agent::free_port();
         let log = root.join("agent.log");
         let mut args = super::fixture::agent_args(root, api_url, port);
+        // clap takes the allow-list once: the setup's replaces the fixture's.
+        if setup.args.iter().any(|a| a == ALLOWLIST_FLAG) {
+            if let Some(at) = args.iter().position(|a| a == ALLOWLIST_FLAG) {
+                args.drain(at..at + 2);
+            }
+        }
         args.extend(setup.args);
         let mut command = Command::new(env!("CARGO_BIN_EXE_ironic-agent"));
         command
