@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the real Ironic 39 conductor drives the BUILT agent through a node's
-# life on loopback — enroll → inspect → manageable → (clean) → available → deploy with
+# life on loopback — enroll → inspect → manageable → clean (metadata erase of the loop
+# disk's old GPT and file system) → available → deploy with
 # the custom deploy step install_coreos (real coreos-installer, fake FCOS image served
 # over loopback HTTP, Ignition + kargs from the configdrive) → active — onto a loop disk.
 # Everything it starts (Ironic, agent, HTTP server, udevd, loop device) is torn down on
@@ -79,16 +80,17 @@ IMAGE_URL=http://127.0.0.1:$HTTP_PORT/fcos.x86_64.raw.xz
 truncate -s 5G "$WORK/disk.img"          # sparse; root-device default wants >= 4 GiB
 LOOP=$(losetup -f --show -P "$WORK/disk.img")
 say "loop disk $LOOP (5 GiB sparse file), image at $IMAGE_URL"
+# What an earlier installation leaves behind: a GPT and a file system. provide's
+# cleaning (erase_devices_metadata) must remove both GPT copies and the signature.
+sgdisk -n1:2048:+64M -t1:8300 -c1:old-data "$LOOP" >/dev/null
+partx -u "$LOOP" >/dev/null 2>&1 || true
+for _ in $(seq 50); do [[ -b ${LOOP}p1 ]] && break; sleep 0.1; done
+mkfs.ext4 -q -F -L old-data "${LOOP}p1"
+say "$(python3 "$REPO/scripts/demo_driver.py" --disk-marks "$LOOP")"
 
-# Erase steps (erase_devices_metadata) exist once the generic steps are merged: then
-# provide runs automated cleaning with them, else provide goes straight to available.
-CLEAN_OPTS=()
-if [[ -f $REPO/actors/src/installer/erase.rs ]]; then
-    CLEAN_OPTS=(--automated-clean)
-fi
 IRONIC_PORT=$(free_port)
-say "starting Ironic 39.0.0 on 127.0.0.1:$IRONIC_PORT (fast track${CLEAN_OPTS:+, automated clean})"
-IRONIC_HARNESS_OWNER_PID=$$ bash "$HARNESS/ironic/start.sh" "$IRONIC_DIR" "$IRONIC_PORT" --fast-track "${CLEAN_OPTS[@]}" >/dev/null
+say "starting Ironic 39.0.0 on 127.0.0.1:$IRONIC_PORT (fast track, automated clean)"
+IRONIC_HARNESS_OWNER_PID=$$ bash "$HARNESS/ironic/start.sh" "$IRONIC_DIR" "$IRONIC_PORT" --fast-track --automated-clean >/dev/null
 
 MAC=$("$AGENT" inventory 2>/dev/null | python3 -c '
 import json, sys
@@ -99,7 +101,7 @@ AGENT_PORT=$(free_port)
 
 export DEMO_WORK=$WORK DEMO_AGENT=$AGENT DEMO_MAC=$MAC DEMO_LOOP=$LOOP DEMO_IMAGE_URL=$IMAGE_URL \
     DEMO_IRONIC=http://127.0.0.1:$IRONIC_PORT DEMO_AGENT_PORT=$AGENT_PORT DEMO_T0=$T0 \
-    DEMO_CLEAN=${CLEAN_OPTS:+1} DEMO_SHIMS=$WORK/shims
+    DEMO_SHIMS=$WORK/shims
 python3 "$REPO/scripts/demo_driver.py"
 
 say "partition table of $LOOP after the deploy:"

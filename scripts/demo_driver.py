@@ -1,7 +1,8 @@
 """Drives the demo node through Ironic's API and prints the timeline (scripts/demo.sh).
 
 Environment (set by demo.sh): DEMO_WORK, DEMO_AGENT, DEMO_MAC, DEMO_LOOP, DEMO_IMAGE_URL,
-DEMO_IRONIC, DEMO_AGENT_PORT, DEMO_T0, DEMO_CLEAN, DEMO_SHIMS.
+DEMO_IRONIC, DEMO_AGENT_PORT, DEMO_T0, DEMO_SHIMS.
+`demo_driver.py --disk-marks DEV` only prints what DEV carries (see disk_marks).
 """
 import json
 import os
@@ -13,16 +14,48 @@ import urllib.error
 import urllib.request
 
 E = os.environ
-WORK, IRONIC = E["DEMO_WORK"], E["DEMO_IRONIC"]
-T0 = float(E["DEMO_T0"])
-AGENT_LOG = os.path.join(WORK, "agent.log")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Agent log lines worth showing in the timeline (the rest stays in agent.log).
 SHOW = re.compile(
-    r"inspection data accepted|lookup succeeded node=|running command|executing step|"
+    r"inspection data accepted|lookup succeeded node=|running command|executing step|erasing metadata|"
     r"Executing CoreOS installer|coreos-installer: (Downloading image|Read disk|Writing Ignition|"
     r"Modifying kernel|Install complete|Error)|command finished|failed|ERROR"
 )
+
+
+def disk_marks(dev):
+    """What `dev` carries, read without mounting: both GPT headers (LBA 1 and the last
+    LBA), the signatures wipefs and blkid find on the disk and on its first partition."""
+    subprocess.run(["blockdev", "--flushbufs", dev], capture_output=True)
+    with open(dev, "rb") as disk:
+        disk.seek(512)
+        primary = disk.read(8) == b"EFI PART"
+        disk.seek(-512, os.SEEK_END)
+        backup = disk.read(8) == b"EFI PART"
+        disk.seek(2048 * 512 + 0x438)
+        ext4 = disk.read(2) == b"\x53\xef"
+    found = subprocess.run(["wipefs", "--noheadings", "--output", "TYPE", dev],
+                           capture_output=True, text=True).stdout.split()
+    marks = []
+    if primary or backup:
+        marks.append("GPT (%s)" % " + ".join(
+            name for name, on in (("primary", primary), ("backup", backup)) if on))
+    if ext4:
+        marks.append("ext4 in partition 1")
+    if found:
+        marks.append("wipefs: %s" % ", ".join(found))
+    if not marks:
+        return "disk %s is blank: no GPT (primary or backup), no file system, no signature" % dev
+    return "disk %s carries: %s" % (dev, "; ".join(marks))
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "--disk-marks":
+    print(disk_marks(sys.argv[2]))
+    sys.exit(0)
+
+WORK, IRONIC = E["DEMO_WORK"], E["DEMO_IRONIC"]
+T0 = float(E["DEMO_T0"])
+AGENT_LOG = os.path.join(WORK, "agent.log")
 
 
 def say(msg):
@@ -159,13 +192,13 @@ def main():
     }
     node = api("POST", "/v1/nodes", body)["uuid"]
     api("POST", "/v1/ports", {"node_uuid": node, "address": E["DEMO_MAC"], "pxe_enabled": True})
-    if E.get("DEMO_CLEAN"):
-        book = api("POST", "/v1/runbooks", {
-            "name": "CUSTOM_DEMO_CLEAN",
-            "steps": [{"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}],
-        })
-        api("PATCH", "/v1/nodes/%s" % node, [
-            {"op": "add", "path": "/driver_info/cleaning_runbook", "value": book["uuid"]}])
+    # Automated cleaning runs this node's runbook: the metadata erase.
+    book = api("POST", "/v1/runbooks", {
+        "name": "CUSTOM_DEMO_CLEAN",
+        "steps": [{"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}],
+    })
+    api("PATCH", "/v1/nodes/%s" % node, [
+        {"op": "add", "path": "/driver_info/cleaning_runbook", "value": book["uuid"]}])
     tl = Timeline(node)
     tl.poll()
 
@@ -191,6 +224,10 @@ def main():
 
     api("PUT", "/v1/nodes/%s/states/provision" % node, {"target": "provide"})
     tl.wait(["available"], 180)
+    marks = disk_marks(E["DEMO_LOOP"])
+    say(marks)
+    if "blank" not in marks:
+        fail("cleaning did not erase the disk's metadata")
 
     ignition = {
         "ignition": {"version": "3.2.0"},

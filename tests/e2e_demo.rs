@@ -1,11 +1,14 @@
 //! End to end with the REAL Ironic 39.0.0 conductor and the BUILT agent, through
 //! `scripts/demo.sh` (what `make demo` runs): one agent process (fast track) is inspected
-//! (→ `manageable`, inventory stored), provided (→ `available`) and deployed with the
+//! (→ `manageable`, inventory stored), provided (automated cleaning through the node's
+//! runbook: `erase_devices_metadata` removes the GPT and ext4 the script put on the
+//! disk → `available`) and deployed with the
 //! custom deploy step `install_coreos` (real coreos-installer, fake FCOS image over
 //! loopback HTTP, Ignition + `coreos_append_karg` from the configdrive) onto a loop disk
 //! from `losetup -f` (the only device on the agent's allow-list) → `active`. The script
 //! reads the partition table, the Ignition config and the kernel arguments back from the
-//! disk, and tears everything down. Covers issue 9's scenarios 4 and 8 (fast track).
+//! disk, and tears everything down. Covers issue 9's scenarios 4 and 8 (fast track)
+//! and automated cleaning by runbook.
 //! On failure the script's output holds the node's `last_error` and the agent and Ironic
 //! log tails. Needs root; outside CI it prints SKIP without it.
 
@@ -59,6 +62,27 @@ fn demo_inspect_provide_install_coreos_reaches_active_with_disk_contents() {
         "demo: OK, everything torn down",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // Cleaning erased what an earlier installation left, before the deploy wrote anew.
+    let position = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle:?} in:\n{text}"))
+    };
+    let timeline = [
+        "carries: GPT (primary + backup); ext4 in partition 1",
+        "agent: executing step erase_devices_metadata",
+        "agent: erasing metadata device=",
+        "node available",
+        "is blank: no GPT (primary or backup), no file system, no signature",
+        "deploy: step install_coreos",
+    ];
+    for pair in timeline.windows(2) {
+        assert!(
+            position(pair[0]) < position(pair[1]),
+            "{:?} should come before {:?} in:\n{text}",
+            pair[0],
+            pair[1]
+        );
     }
     // One agent process did everything (fast track): it was started once.
     assert_eq!(text.matches("agent started (pid").count(), 1, "{text}");
