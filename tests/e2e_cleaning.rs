@@ -98,15 +98,15 @@ fn agent_for(
     )
 }
 
-/// Waits for the conductor to ask for the next step (it is in `state`) and starts
-/// nothing: a booted ramdisk is what the test starts next.
+/// Waits (without an agent to blame yet) until `node` is in `state`, e.g. `clean wait`:
+/// the conductor has "booted the ramdisk", which is what the test starts next.
 fn wait_for_state(ironic: &IronicSandbox, node: &str, state: &str) {
     ironic
         .wait_for_provision_state(node, &[state], STATE_TIMEOUT)
         .unwrap_or_else(|err| panic!("{err:#}"));
 }
 
-/// The lines of the agent's log that mention erasing `disk`.
+/// Whether the agent's log says it erased the metadata of `disk`.
 fn erased_in_log(agent: &ConductorAgent, disk: &LoopDisk) -> bool {
     let logs = agent.logs();
     logs.lines()
@@ -164,6 +164,13 @@ fn manual_cleaning_erases_metadata_then_software_raid_fails_clearly() {
     if !can_run() {
         return;
     }
+    let mdadm = std::process::Command::new("mdadm")
+        .arg("--version")
+        .output();
+    assert!(
+        mdadm.is_err(),
+        "this scenario expects a host without mdadm (the RAID step's clear failure)"
+    );
     let ironic = shared_ironic(METAL3_LIKE);
     let disks = [LoopDisk::new(DISK_SIZE), LoopDisk::new(DISK_SIZE)];
     for disk in &disks {

@@ -153,16 +153,16 @@ async fn require_mdadm(env: &StepEnv) -> Result<(), AgentError> {
     {
         Ok(out) if out.success() => Ok(()),
         Ok(out) => Err(raid_err(format!(
-            "mdadm --version failed with {}: {}; no disk was changed",
+            "mdadm --version failed with {}: {} (no disk was partitioned)",
             out.describe_exit(),
             out.stderr.trim()
         ))),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(raid_err(
-            "mdadm is not installed: a software RAID cannot be created here; \
-             no disk was changed",
+            "mdadm is not installed: a software RAID cannot be created here \
+             (no disk was partitioned)",
         )),
         Err(err) => Err(raid_err(format!(
-            "cannot run mdadm ({err}); no disk was changed"
+            "cannot run mdadm ({err}) (no disk was partitioned)"
         ))),
     }
 }
