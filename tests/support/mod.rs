@@ -6,3 +6,4 @@ pub mod agent;
 pub mod conductor;
 pub mod fixture;
 pub mod ironic;
+pub mod systemd;
