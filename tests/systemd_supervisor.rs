@@ -332,8 +332,11 @@ async fn caller_timeout_is_an_error_not_a_hang() {
     assert!(matches!(err, SystemdError::Timeout { .. }), "{err:?}");
 }
 
+/// Seven units in a row, each followed to its end with its real exit status; the
+/// exit → outcome latency is printed, not asserted (a loaded CI machine would make
+/// such an assertion flaky): `bench/assisted-exit.py` measures it through the API.
 #[actix::test]
-async fn exit_to_outcome_latency_is_small() {
+async fn consecutive_units_are_each_followed_to_their_own_end() {
     if !prerequisites() {
         return;
     }
@@ -351,15 +354,19 @@ async fn exit_to_outcome_latency_is_small() {
             MainExit::Exited(3),
             "{outcome:?}"
         );
+        assert_eq!(outcome.unit, unit);
         let exited = sd
             .exit_stamp(&unit)
             .expect("the unit stamped its exit time");
-        latencies.push(received.duration_since(exited).unwrap_or_default());
+        // The outcome comes after this very unit's exit, not an earlier one's.
+        let latency = received
+            .duration_since(exited)
+            .unwrap_or_else(|_| panic!("{unit}: outcome before the unit exited"));
+        latencies.push(latency);
     }
     latencies.sort();
     let median = latencies[latencies.len() / 2];
     eprintln!("exit -> outcome latency: median {median:?}, all {latencies:?}");
-    assert!(median < Duration::from_millis(100), "{latencies:?}");
 }
 
 #[actix::test]
