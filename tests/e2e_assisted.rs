@@ -13,13 +13,14 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 use support::conductor::{
     collected_deploy_logs, conductor_called, deploy_with_step, diagnosis, expect_state,
     last_error_of, one_ironic, AgentSetup, ConductorAgent, STATE_TIMEOUT,
 };
+use support::fixture::poll_until;
 use support::ironic::{IronicOptions, IronicSandbox};
 use support::systemd::{prerequisites, PrivateSystemd, ASSISTED_UNITS};
 
@@ -60,7 +61,7 @@ fn run_case(ironic: &IronicSandbox, case: &Case) -> Finished {
         AgentSetup::plain_http().env("DBUS_SYSTEM_BUS_ADDRESS", &systemd.address),
     );
 
-    let exited = wait_until(STATE_TIMEOUT, Duration::from_millis(10), || {
+    let exited = poll_until(STATE_TIMEOUT, Duration::from_millis(10), || {
         systemd.exit_stamp(UNIT)
     })
     .unwrap_or_else(|| {
@@ -71,7 +72,7 @@ fn run_case(ironic: &IronicSandbox, case: &Case) -> Finished {
         )
     });
     // The node leaves `wait call-back` on the heartbeat after the command ended.
-    wait_until(Duration::from_secs(30), STATE_POLL, || {
+    poll_until(Duration::from_secs(30), STATE_POLL, || {
         let node = ironic.node(&node).ok()?;
         (node["provision_state"] != "wait call-back" && node["provision_state"] != "deploying")
             .then_some(())
@@ -91,24 +92,6 @@ fn run_case(ironic: &IronicSandbox, case: &Case) -> Finished {
         agent,
         done,
         exit_to_final,
-    }
-}
-
-/// Polls `probe` every `every` until it answers or `timeout` passes.
-fn wait_until<T>(
-    timeout: Duration,
-    every: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(every);
     }
 }
 
@@ -173,6 +156,7 @@ fn start_assisted_install_reports_the_units_end_to_the_conductor() {
             diagnosis(&ironic, &failed.node, Some(&failed.agent))
         );
     }
+    eprintln!("last_error of {}: {last_error}", failing.name);
     // ...and the conductor collected our logs on that failure.
     let (stored, members) = collected_deploy_logs(&ironic, &failed.node);
     eprintln!(
