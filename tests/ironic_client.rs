@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::conductor::{
-    conductor_called, deploy_with_step, expect_state, last_error_of, one_ironic, AgentSetup,
-    ConductorAgent as Agent, STATE_TIMEOUT,
+    collected_deploy_logs, conductor_called, deploy_with_step, expect_state, last_error_of,
+    one_ironic, AgentSetup, ConductorAgent as Agent, STATE_TIMEOUT,
 };
 use support::fixture::wait_for;
 use support::ironic::{IronicOptions, IronicSandbox};
@@ -255,25 +255,7 @@ fn failing_deploy_step_reaches_deploy_failed_with_our_error_and_logs_collected()
         "last_error {last_error:?} lacks our text\n--- agent log ---\n{}",
         agent.logs()
     );
-    let logs_dir = ironic.run_dir().expect("run dir").join("deploy-logs");
-    let stored = wait_for("the collected deploy logs", Duration::from_secs(30), || {
-        std::fs::read_dir(&logs_dir)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().contains(&node))
-    });
-    let listing = Command::new("tar")
-        .arg("-tzf")
-        .arg(&stored)
-        .output()
-        .expect("tar");
-    assert!(
-        listing.status.success() && !listing.stdout.is_empty(),
-        "{} is not a valid tar.gz: {}",
-        stored.display(),
-        String::from_utf8_lossy(&listing.stderr)
-    );
+    collected_deploy_logs(&ironic, &node);
 }
 
 /// Issue 9, scenario 9 (Ironic outage): the conductor is stopped while the agent runs a

@@ -272,3 +272,35 @@ pub fn deploy_with_step(ironic: &IronicSandbox, node: &str, step: &str, args: Va
 pub fn conductor_called(ironic: &IronicSandbox, command: &str) -> bool {
     ironic.log_tail(5000).contains(command)
 }
+
+/// The deploy logs the conductor collected for `node` (`log.collect_system_logs`,
+/// harness `deploy_logs_collect = on_failure`, stored in the run dir's
+/// `deploy-logs/`), waiting (bounded) for the file; panics unless it is a valid,
+/// non-empty tar.gz. Returns its path and the archive's member names.
+pub fn collected_deploy_logs(ironic: &IronicSandbox, node: &str) -> (PathBuf, Vec<String>) {
+    let logs_dir = ironic.run_dir().expect("run dir").join("deploy-logs");
+    let stored =
+        super::fixture::wait_for("the collected deploy logs", Duration::from_secs(30), || {
+            std::fs::read_dir(&logs_dir)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().contains(node))
+        });
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&stored)
+        .output()
+        .expect("tar");
+    assert!(
+        listing.status.success() && !listing.stdout.is_empty(),
+        "{} is not a valid tar.gz: {}",
+        stored.display(),
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let members = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (stored, members)
+}

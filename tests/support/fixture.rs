@@ -19,14 +19,26 @@ pub fn is_root() -> bool {
 }
 
 /// Polls `probe` every 100 ms until it answers, failing after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, Duration::from_millis(100), probe)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Polls `probe` every `every` until it answers; `None` once `timeout` has passed.
+pub fn poll_until<T>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = probe() {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
     }
 }
 

@@ -7,3 +7,4 @@ pub mod conductor;
 pub mod fixture;
 pub mod ironic;
 pub mod loopdisk;
+pub mod systemd;

@@ -451,7 +451,9 @@ impl Watch<'_> {
     }
 }
 
-/// Reads the end state; `calls` counts the D-Bus calls made.
+/// Reads the end state; `calls` counts the D-Bus calls made. The reads go out
+/// together (zbus pipelines concurrent calls on one connection), so the end
+/// costs one round trip to systemd rather than four.
 async fn read_snapshot(
     unit_proxy: &UnitProxy<'_>,
     service_proxy: &ServiceProxy<'_>,
@@ -459,29 +461,31 @@ async fn read_snapshot(
     sub_state: Option<String>,
     calls: &mut u32,
 ) -> Result<UnitSnapshot, (&'static str, zbus::Error)> {
-    let sub_state = match sub_state {
-        Some(sub_state) => sub_state,
-        None => {
-            *calls += 1;
-            unit_proxy
+    *calls += if sub_state.is_some() { 3 } else { 4 };
+    let sub_state = async {
+        match sub_state {
+            Some(sub_state) => Ok(sub_state),
+            None => unit_proxy
                 .sub_state()
                 .await
-                .map_err(|e| ("Get(SubState)", e))?
+                .map_err(|e| ("Get(SubState)", e)),
         }
     };
-    *calls += 3;
-    let result = service_proxy
-        .result()
-        .await
-        .map_err(|e| ("Get(Result)", e))?;
-    let code = service_proxy
-        .exec_main_code()
-        .await
-        .map_err(|e| ("Get(ExecMainCode)", e))?;
-    let status = service_proxy
-        .exec_main_status()
-        .await
-        .map_err(|e| ("Get(ExecMainStatus)", e))?;
+    let result = async { service_proxy.result().await.map_err(|e| ("Get(Result)", e)) };
+    let code = async {
+        service_proxy
+            .exec_main_code()
+            .await
+            .map_err(|e| ("Get(ExecMainCode)", e))
+    };
+    let status = async {
+        service_proxy
+            .exec_main_status()
+            .await
+            .map_err(|e| ("Get(ExecMainStatus)", e))
+    };
+    let (sub_state, result, code, status) =
+        futures_util::future::try_join4(sub_state, result, code, status).await?;
     Ok(UnitSnapshot {
         active_state,
         sub_state,
