@@ -102,8 +102,10 @@ impl ConductorAgent {
         .expect("agent.conf");
         let port = super::agent::free_port();
         let log = root.join("agent.log");
-        let mut args = super::fixture::agent_args(root, api_url, port);
-        args.extend(setup.args);
+        let args = super::fixture::with_overrides(
+            super::fixture::agent_args(root, api_url, port),
+            setup.args,
+        );
         let mut command = Command::new(env!("CARGO_BIN_EXE_ironic-agent"));
         command
             .args(&args)

@@ -220,6 +220,7 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             }
         }
         let text = String::from_utf8_lossy(&head).into_owned();
+        let head_only = text.starts_with("HEAD ");
         let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
         let auth = text
             .lines()
@@ -237,7 +238,14 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             };
             (st.routes.get(&path).cloned(), hit)
         };
-        let keep = respond(&mut stream, behaviour, hit, auth.as_deref());
+        let keep = match behaviour {
+            // HEAD (Ironic validates image URLs with it): the headers of a 200, no body.
+            Some(Behaviour::Ok(body)) if head_only => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                stream.write_all(head.as_bytes()).is_ok()
+            }
+            behaviour => respond(&mut stream, behaviour, hit, auth.as_deref()),
+        };
         if !keep {
             return;
         }
