@@ -82,7 +82,7 @@ TOKEN=bench-$$
 AGENT_PORT=$(free_port)
 "$AGENT" --standalone --agent-token "$TOKEN" --listen-host 127.0.0.1 --listen-port "$AGENT_PORT" \
     --cmdline-file /dev/null --state-dir "$WORK/state" --block-device-allowlist "$LOOP" \
-    > "$WORK/agent.log" 2>&1 &
+    >> "$WORK/agent.log" 2>&1 &  # O_APPEND: truncating it between runs keeps it readable
 PIDS+=($!)
 API="http://127.0.0.1:$AGENT_PORT"
 for _ in $(seq 100); do
@@ -108,8 +108,8 @@ agent_run() {
     ended=$(date +%s.%N)
     [ "$status" = SUCCEEDED ] || { echo "write_image $status:" >&2; tail -20 "$WORK/agent.log" >&2; exit 1; }
     # The streaming part, from the agent's own log timestamps.
-    t0=$(grep -m1 'writing image quick-' "$WORK/agent.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -d' ' -f1)
-    t1=$(grep -m1 'image downloaded and verified' "$WORK/agent.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -d' ' -f1)
+    t0=$(grep -a -m1 'writing image quick-' "$WORK/agent.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -d' ' -f1)
+    t1=$(grep -a -m1 'image downloaded and verified' "$WORK/agent.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -d' ' -f1)
     python3 - "$BYTES" "$t0" "$t1" "$started" "$ended" <<'EOF'
 import sys, datetime
 b = int(sys.argv[1])
