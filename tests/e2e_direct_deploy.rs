@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use steps_support::{
-    loop_devices_usable, pseudo_random, sh, sha256, Behaviour, LoopDev, TestServer,
+    loop_devices_usable, pseudo_random, qcow2_of, sha256, Behaviour, LoopDev, TestServer,
 };
 use support::conductor::{
     conductor_called, diagnosis, expect_state, one_ironic, AgentSetup, ConductorAgent,
@@ -70,26 +70,6 @@ fn raw_image() -> Vec<u8> {
     let mut image = pseudo_random(24 * MIB + 4096, 6006);
     image[440..444].copy_from_slice(&SIGNATURE);
     image
-}
-
-/// `raw` converted to qcow2 by qemu-img.
-fn qcow2_of(raw: &[u8], dir: &Path) -> Vec<u8> {
-    let raw_path = dir.join("image.raw");
-    let qcow_path = dir.join("image.qcow2");
-    std::fs::write(&raw_path, raw).expect("raw image");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            &raw_path.display().to_string(),
-            &qcow_path.display().to_string(),
-        ],
-    );
-    std::fs::read(&qcow_path).expect("qcow2 image")
 }
 
 /// Deploys `served` (in `disk_format`) with the `direct` interface and checks the loop
@@ -205,8 +185,7 @@ fn direct_deploy_of_a_qcow2_image_converts_it_onto_the_loop_disk() {
         return;
     }
     let raw = raw_image();
-    let work = tempfile::tempdir().expect("tempdir");
-    let qcow2 = qcow2_of(&raw, work.path());
+    let qcow2 = qcow2_of(&raw);
     assert_ne!(
         qcow2.len(),
         raw.len(),

@@ -316,19 +316,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn disks_in_use_maps_partitions_to_their_disk() {
+    /// A fixture tree whose `proc/self/mountinfo` is `mountinfo`: (dir, proc, sys).
+    fn mounted(mountinfo: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let proc_root = dir.path().join("proc");
         let sys_root = dir.path().join("sys");
         std::fs::create_dir_all(proc_root.join("self")).expect("proc");
-        std::fs::write(
-            proc_root.join("self/mountinfo"),
+        std::fs::write(proc_root.join("self/mountinfo"), mountinfo).expect("mountinfo");
+        (dir, proc_root, sys_root)
+    }
+
+    #[test]
+    fn disks_in_use_maps_partitions_to_their_disk() {
+        let (_dir, proc_root, sys_root) = mounted(
             "27 1 8:2 / / rw - ext4 /dev/sda2 rw\n\
              30 27 0:22 / /proc rw - proc proc rw\n\
              31 27 254:0 / /data rw - ext4 /dev/vdb rw\n",
-        )
-        .expect("mountinfo");
+        );
         let devices = sys_root.join("devices/block");
         std::fs::create_dir_all(devices.join("sda/sda2")).expect("sda2");
         std::fs::write(devices.join("sda/sda2/partition"), "2").expect("partition");
@@ -344,16 +348,8 @@ mod tests {
 
     #[test]
     fn disks_in_use_follows_stacked_devices_to_their_disks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let proc_root = dir.path().join("proc");
-        let sys_root = dir.path().join("sys");
-        std::fs::create_dir_all(proc_root.join("self")).expect("proc");
         // `/` on LVM (dm-0) over nvme0n1p3.
-        std::fs::write(
-            proc_root.join("self/mountinfo"),
-            "27 1 253:0 / / rw - xfs /dev/mapper/root rw\n",
-        )
-        .expect("mountinfo");
+        let (_dir, proc_root, sys_root) = mounted("27 1 253:0 / / rw - xfs /dev/mapper/root rw\n");
         let devices = sys_root.join("devices");
         let part = devices.join("pci/nvme/nvme0n1/nvme0n1p3");
         std::fs::create_dir_all(&part).expect("p3");

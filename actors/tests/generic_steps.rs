@@ -500,24 +500,8 @@ async fn qcow2_image_is_converted_with_qemu_img_byte_identical() {
         return;
     }
     let case = image_case(32 * MIB, |_| {});
-    let work = tempfile::tempdir().expect("tempdir");
     let raw = pseudo_random(16 * MIB as usize, 21);
-    let raw_path = work.path().join("src.raw");
-    std::fs::write(&raw_path, &raw).expect("raw");
-    let qcow = work.path().join("src.qcow2");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            raw_path.to_str().unwrap(),
-            qcow.to_str().unwrap(),
-        ],
-    );
-    let qcow_bytes = std::fs::read(&qcow).expect("qcow2");
+    let qcow_bytes = qcow2_of(&raw);
     // Dirty the disk first: the conversion must overwrite everything.
     std::fs::write(&case.disk.path, pseudo_random(16 * MIB as usize, 99)).expect("dirty");
     let url = case
@@ -1058,6 +1042,18 @@ async fn install_bootloader_returns_early_for_whole_disk_images() {
     assert!(err.details.contains("partition images"), "{err:?}");
 }
 
+/// `execute_bootc_install` of a fixed image onto `device` (as the inspector chose it).
+async fn bootc_install_on(addr: &Addr<InstallerRunner>, device: &str) -> StepResult {
+    run_step_on(
+        addr,
+        "execute_bootc_install",
+        json!({"image_source": "quay.io/example/os:1"}),
+        json!({}),
+        Some(device),
+    )
+    .await
+}
+
 #[actix_rt::test]
 async fn standin_podman_bootc_install_command_line_and_failure() {
     let s = StandIns::new(&lsblk_json(&[("sdx", "disk", None, None, None)]));
@@ -1071,15 +1067,7 @@ async fn standin_podman_bootc_install_command_line_and_failure() {
         ),
     );
     let addr = s.installer(&["/dev/sdx"]);
-    let result = run_step_on(
-        &addr,
-        "execute_bootc_install",
-        json!({"image_source": "quay.io/example/os:1"}),
-        json!({}),
-        Some("/dev/sdx"),
-    )
-    .await
-    .expect("bootc");
+    let result = bootc_install_on(&addr, "/dev/sdx").await.expect("bootc");
     assert_eq!(
         result,
         json!({"result": "execute_bootc_install: Container image (quay.io/example/os:1) written to device /dev/sdx"})
@@ -1089,16 +1077,7 @@ async fn standin_podman_bootc_install_command_line_and_failure() {
         ["podman run --rm --privileged --pid=host --security-opt label=type:unconfined_t -v /dev:/dev -v /var/lib/containers:/var/lib/containers quay.io/example/os:1 bootc install to-disk --wipe /dev/sdx"]
     );
     std::fs::write(s.dir.path().join("fail"), "").expect("fail flag");
-    let err = agent_err(
-        run_step_on(
-            &addr,
-            "execute_bootc_install",
-            json!({"image_source": "quay.io/example/os:1"}),
-            json!({}),
-            Some("/dev/sdx"),
-        )
-        .await,
-    );
+    let err = agent_err(bootc_install_on(&addr, "/dev/sdx").await);
     assert!(err.details.contains("pull failed"), "{err:?}");
 }
 
@@ -1288,16 +1267,7 @@ async fn standin_disks_with_mounted_file_systems_are_never_erased_nor_written() 
         "{err:?}"
     );
     // Even when chosen as the install device, the disk of `/` is never written.
-    let err = agent_err(
-        run_step_on(
-            &addr,
-            "execute_bootc_install",
-            json!({"image_source": "quay.io/example/os:1"}),
-            json!({}),
-            Some("/dev/sdy"),
-        )
-        .await,
-    );
+    let err = agent_err(bootc_install_on(&addr, "/dev/sdy").await);
     assert!(err.details.contains("mounted file system"), "{err:?}");
     assert!(
         s.calls().iter().all(|c| !c.contains("sdy")),

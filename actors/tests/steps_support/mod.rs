@@ -121,6 +121,20 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `raw` converted to qcow2 by qemu-img.
+pub fn qcow2_of(raw: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw_path = dir.path().join("image.raw");
+    let qcow_path = dir.path().join("image.qcow2");
+    std::fs::write(&raw_path, raw).expect("raw image");
+    let path = |p: &Path| p.display().to_string();
+    sh(
+        "qemu-img",
+        &["convert", "-f", "raw", "-O", "qcow2", &path(&raw_path), &path(&qcow_path)],
+    );
+    std::fs::read(&qcow_path).expect("qcow2 image")
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
