@@ -9,12 +9,15 @@
 #
 #   bench/image-stream-quick.sh [--size-mib 1024] [--runs 5] [--backing-dir /dev/shm]
 #                               [--agent target/release/ironic-agent] [--agent OTHER ...]
+#                               [--direct-io]
 #
 # Several --agent binaries (e.g. before and after a change) take turns with curl|dd in
 # every run. "stream" is the streaming part as the agent logs it (request sent → body
 # written, hashed and synced); "step" is the whole deploy step as a client sees it (device
 # choice, stream, rescan), polled every 20 ms. The loop device's backing file lives in
-# --backing-dir (tmpfs by default: no disk noise, so CPU overhead shows fully).
+# --backing-dir (tmpfs by default: no disk noise, so CPU overhead shows fully); with
+# --direct-io the loop device writes through to it (`losetup --direct-io=on`), so a
+# backing file on a real disk makes the device as slow as that disk.
 # Needs root (losetup). Everything it creates is removed on exit, Ctrl-C and TERM.
 set -euo pipefail
 
@@ -22,12 +25,14 @@ SIZE_MIB=1024
 RUNS=5
 BACKING_DIR=/dev/shm
 AGENTS=()
+LOOP_DIO=off
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-mib) SIZE_MIB="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --agent) AGENTS+=("$2"); shift 2 ;;
         --backing-dir) BACKING_DIR="$2"; shift 2 ;;
+        --direct-io) LOOP_DIO=on; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -59,7 +64,7 @@ BYTES=$((SIZE_MIB * 1024 * 1024))
 head -c "$BYTES" /dev/urandom > "$IMAGE"
 DIGEST=$(sha256sum "$IMAGE" | cut -d' ' -f1)
 truncate -s $(( (SIZE_MIB + 64) * 1024 * 1024 )) "$BACKING"
-LOOP=$(losetup -f --show "$BACKING")
+LOOP=$(losetup -f --show --direct-io="$LOOP_DIO" "$BACKING")
 
 # The image server: threaded, HEAD and GET, sendfile from the page cache.
 HTTP_PORT=$(free_port)
@@ -156,7 +161,7 @@ check_and_reset_disk() {
     dd if=/dev/zero of="$LOOP" bs=1M count=1 oflag=direct status=none
 }
 
-echo "image: $SIZE_MIB MiB raw from $URL to $LOOP (backing in $BACKING_DIR), $RUNS alternating runs"
+echo "image: $SIZE_MIB MiB raw from $URL to $LOOP (backing in $BACKING_DIR, direct-io $LOOP_DIO), $RUNS alternating runs"
 declare -A STREAM STEP ACPU
 DDS=(); DCPU=()
 for n in $(seq "$RUNS"); do

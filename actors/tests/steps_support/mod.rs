@@ -130,7 +130,15 @@ pub fn qcow2_of(raw: &[u8]) -> Vec<u8> {
     let path = |p: &Path| p.display().to_string();
     sh(
         "qemu-img",
-        &["convert", "-f", "raw", "-O", "qcow2", &path(&raw_path), &path(&qcow_path)],
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &path(&raw_path),
+            &path(&qcow_path),
+        ],
     );
     std::fs::read(&qcow_path).expect("qcow2 image")
 }
