@@ -18,10 +18,12 @@ use support::agent::{post_json, send, AgentOptions, AgentProcess};
 
 const MIB: u64 = 1024 * 1024;
 
-fn step_command(kind: &str, step: &str, args: Value) -> Value {
+/// A step command for a node whose root-device hint names `disk`.
+fn step_command(kind: &str, step: &str, args: Value, disk: &str) -> Value {
     json!({"name": format!("{kind}.execute_{kind}_step"), "params": {
         "step": {"step": step, "interface": "deploy", "args": args, "priority": 0},
-        "node": {"uuid": "1", "properties": {}, "instance_info": {}, "driver_internal_info": {}},
+        "node": {"uuid": "1", "properties": {"root_device": {"name": disk}},
+                 "instance_info": {}, "driver_internal_info": {}},
         "ports": []}})
 }
 
@@ -71,7 +73,7 @@ fn erase_metadata_and_write_image_through_the_binary_http_api() {
 
     let result = run_to_end(
         &agent,
-        &step_command("clean", "erase_devices_metadata", json!({})),
+        &step_command("clean", "erase_devices_metadata", json!({}), &disk.dev()),
     );
     assert_eq!(
         result["command_status"],
@@ -94,6 +96,7 @@ fn erase_metadata_and_write_image_through_the_binary_http_api() {
             "deploy",
             "write_image",
             json!({"image_info": info, "configdrive": null}),
+            &disk.dev(),
         ),
     );
     assert_eq!(

@@ -231,7 +231,8 @@ fn is_partition_of(candidate: &Path, disk: &Path) -> bool {
 /// namespace (e.g. `vda` when `/` lives on `/dev/vda1` or `/dev/vda`).
 ///
 /// Read from `<proc_root>/self/mountinfo` (the `major:minor` field) and
-/// `<sys_root>/dev/block/<major:minor>`; a partition maps to its parent disk.
+/// `<sys_root>/dev/block/<major:minor>`; a partition maps to its parent disk, and a
+/// stacked device (LVM, dm-crypt, md) to the disks under it (`slaves/`, recursively).
 /// No step may install onto or wipe such a disk, whatever the hints say.
 pub fn disks_in_use(proc_root: &Path, sys_root: &Path) -> std::collections::BTreeSet<String> {
     let mut disks = std::collections::BTreeSet::new();
@@ -245,23 +246,36 @@ pub fn disks_in_use(proc_root: &Path, sys_root: &Path) -> std::collections::BTre
         if dev.starts_with("0:") {
             continue; // virtual filesystems (tmpfs, overlay, proc, …)
         }
-        let Ok(node) = std::fs::canonicalize(sys_root.join("dev/block").join(dev)) else {
-            continue;
-        };
-        let disk = if node.join("partition").exists() {
-            node.parent().map(Path::to_path_buf)
-        } else {
-            Some(node)
-        };
-        if let Some(name) = disk
-            .as_deref()
-            .and_then(Path::file_name)
-            .and_then(|name| name.to_str())
-        {
-            disks.insert(name.to_string());
+        if let Ok(node) = std::fs::canonicalize(sys_root.join("dev/block").join(dev)) {
+            add_backing_disks(&node, &mut disks, 0);
         }
     }
     disks
+}
+
+/// Adds the disk of the sysfs block node `node` (its parent for a partition) and,
+/// for a stacked device, the disks of everything under it.
+fn add_backing_disks(node: &Path, disks: &mut std::collections::BTreeSet<String>, depth: u8) {
+    const MAX_STACK: u8 = 8;
+    let disk = if node.join("partition").exists() {
+        node.parent().unwrap_or(node)
+    } else {
+        node
+    };
+    if let Some(name) = disk.file_name().and_then(|name| name.to_str()) {
+        disks.insert(name.to_string());
+    }
+    if depth >= MAX_STACK {
+        return;
+    }
+    let Ok(slaves) = std::fs::read_dir(node.join("slaves")) else {
+        return;
+    };
+    for slave in slaves.flatten() {
+        if let Ok(below) = std::fs::canonicalize(slave.path()) {
+            add_backing_disks(&below, disks, depth + 1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -302,19 +316,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn disks_in_use_maps_partitions_to_their_disk() {
+    /// A fixture tree whose `proc/self/mountinfo` is `mountinfo`: (dir, proc, sys).
+    fn mounted(mountinfo: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let proc_root = dir.path().join("proc");
         let sys_root = dir.path().join("sys");
         std::fs::create_dir_all(proc_root.join("self")).expect("proc");
-        std::fs::write(
-            proc_root.join("self/mountinfo"),
+        std::fs::write(proc_root.join("self/mountinfo"), mountinfo).expect("mountinfo");
+        (dir, proc_root, sys_root)
+    }
+
+    #[test]
+    fn disks_in_use_maps_partitions_to_their_disk() {
+        let (_dir, proc_root, sys_root) = mounted(
             "27 1 8:2 / / rw - ext4 /dev/sda2 rw\n\
              30 27 0:22 / /proc rw - proc proc rw\n\
              31 27 254:0 / /data rw - ext4 /dev/vdb rw\n",
-        )
-        .expect("mountinfo");
+        );
         let devices = sys_root.join("devices/block");
         std::fs::create_dir_all(devices.join("sda/sda2")).expect("sda2");
         std::fs::write(devices.join("sda/sda2/partition"), "2").expect("partition");
@@ -326,6 +344,23 @@ mod tests {
             .expect("link");
         let in_use = disks_in_use(&proc_root, &sys_root);
         assert_eq!(in_use.into_iter().collect::<Vec<_>>(), ["sda", "vdb"]);
+    }
+
+    #[test]
+    fn disks_in_use_follows_stacked_devices_to_their_disks() {
+        // `/` on LVM (dm-0) over nvme0n1p3.
+        let (_dir, proc_root, sys_root) = mounted("27 1 253:0 / / rw - xfs /dev/mapper/root rw\n");
+        let devices = sys_root.join("devices");
+        let part = devices.join("pci/nvme/nvme0n1/nvme0n1p3");
+        std::fs::create_dir_all(&part).expect("p3");
+        std::fs::write(part.join("partition"), "3").expect("partition");
+        let dm = devices.join("virtual/block/dm-0");
+        std::fs::create_dir_all(dm.join("slaves")).expect("dm-0");
+        std::os::unix::fs::symlink(&part, dm.join("slaves/nvme0n1p3")).expect("slave");
+        std::fs::create_dir_all(sys_root.join("dev/block")).expect("dev/block");
+        std::os::unix::fs::symlink(&dm, sys_root.join("dev/block/253:0")).expect("link");
+        let in_use = disks_in_use(&proc_root, &sys_root);
+        assert_eq!(in_use.into_iter().collect::<Vec<_>>(), ["dm-0", "nvme0n1"]);
     }
 
     #[actix_rt::test]

@@ -40,6 +40,17 @@ async fn run_step(
     args: Value,
     node: Value,
 ) -> StepResult {
+    run_step_on(addr, step, args, node, None).await
+}
+
+/// Runs a step that writes an OS image onto `device`, as the inspector chose it.
+async fn run_step_on(
+    addr: &Addr<InstallerRunner>,
+    step: &str,
+    args: Value,
+    node: Value,
+    device: Option<&str>,
+) -> StepResult {
     let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
     addr.send(RunStep {
         step: step.into(),
@@ -47,6 +58,7 @@ async fn run_step(
         args,
         node,
         ports: json!([]),
+        install_device: device.map(str::to_string),
     })
     .await
     .expect("installer mailbox")
@@ -443,11 +455,12 @@ fn image_case(disk_size: u64, tweak: impl FnOnce(&mut AgentConfig)) -> ImageCase
 }
 
 async fn write_image(case: &ImageCase, info: Value) -> StepResult {
-    run_step(
+    run_step_on(
         &case.addr,
         "write_image",
         json!({"image_info": info, "configdrive": null}),
         json!({}),
+        Some(&case.disk.dev()),
     )
     .await
 }
@@ -487,24 +500,8 @@ async fn qcow2_image_is_converted_with_qemu_img_byte_identical() {
         return;
     }
     let case = image_case(32 * MIB, |_| {});
-    let work = tempfile::tempdir().expect("tempdir");
     let raw = pseudo_random(16 * MIB as usize, 21);
-    let raw_path = work.path().join("src.raw");
-    std::fs::write(&raw_path, &raw).expect("raw");
-    let qcow = work.path().join("src.qcow2");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            raw_path.to_str().unwrap(),
-            qcow.to_str().unwrap(),
-        ],
-    );
-    let qcow_bytes = std::fs::read(&qcow).expect("qcow2");
+    let qcow_bytes = qcow2_of(&raw);
     // Dirty the disk first: the conversion must overwrite everything.
     std::fs::write(&case.disk.path, pseudo_random(16 * MIB as usize, 99)).expect("dirty");
     let url = case
@@ -812,9 +809,11 @@ mod through_the_coordinator {
             .start()
     }
 
-    fn step(kind: &str, step: &str, args: Value) -> Map<String, Value> {
+    /// A step command for a node whose root-device hint names `disk`.
+    fn step(kind: &str, step: &str, args: Value, disk: &str) -> Map<String, Value> {
         json!({"step": {"step": step, "interface": "deploy", "priority": 0, "args": args},
-               "node": {"uuid": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", "driver_internal_info": {}},
+               "node": {"uuid": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", "driver_internal_info": {},
+                        "properties": {"root_device": {"name": disk}}},
                "ports": [], format!("{kind}_version"): null})
         .as_object()
         .cloned()
@@ -847,6 +846,7 @@ mod through_the_coordinator {
                     "write_image",
                     json!({"image_info": image_info(&id, &[url], &sha256(&image), "raw", true),
                            "configdrive": null}),
+                    &disk.dev(),
                 ),
                 wait: false,
             })
@@ -920,7 +920,7 @@ mod through_the_coordinator {
         let result = coordinator
             .send(RunCommand {
                 name: "clean.execute_clean_step".into(),
-                params: step("clean", "erase_devices_metadata", json!({})),
+                params: step("clean", "erase_devices_metadata", json!({}), &disk.dev()),
                 wait: true,
             })
             .await
@@ -1042,6 +1042,18 @@ async fn install_bootloader_returns_early_for_whole_disk_images() {
     assert!(err.details.contains("partition images"), "{err:?}");
 }
 
+/// `execute_bootc_install` of a fixed image onto `device` (as the inspector chose it).
+async fn bootc_install_on(addr: &Addr<InstallerRunner>, device: &str) -> StepResult {
+    run_step_on(
+        addr,
+        "execute_bootc_install",
+        json!({"image_source": "quay.io/example/os:1"}),
+        json!({}),
+        Some(device),
+    )
+    .await
+}
+
 #[actix_rt::test]
 async fn standin_podman_bootc_install_command_line_and_failure() {
     let s = StandIns::new(&lsblk_json(&[("sdx", "disk", None, None, None)]));
@@ -1055,14 +1067,7 @@ async fn standin_podman_bootc_install_command_line_and_failure() {
         ),
     );
     let addr = s.installer(&["/dev/sdx"]);
-    let result = run_step(
-        &addr,
-        "execute_bootc_install",
-        json!({"image_source": "quay.io/example/os:1"}),
-        json!({}),
-    )
-    .await
-    .expect("bootc");
+    let result = bootc_install_on(&addr, "/dev/sdx").await.expect("bootc");
     assert_eq!(
         result,
         json!({"result": "execute_bootc_install: Container image (quay.io/example/os:1) written to device /dev/sdx"})
@@ -1072,15 +1077,7 @@ async fn standin_podman_bootc_install_command_line_and_failure() {
         ["podman run --rm --privileged --pid=host --security-opt label=type:unconfined_t -v /dev:/dev -v /var/lib/containers:/var/lib/containers quay.io/example/os:1 bootc install to-disk --wipe /dev/sdx"]
     );
     std::fs::write(s.dir.path().join("fail"), "").expect("fail flag");
-    let err = agent_err(
-        run_step(
-            &addr,
-            "execute_bootc_install",
-            json!({"image_source": "quay.io/example/os:1"}),
-            json!({}),
-        )
-        .await,
-    );
+    let err = agent_err(bootc_install_on(&addr, "/dev/sdx").await);
     assert!(err.details.contains("pull failed"), "{err:?}");
 }
 
@@ -1188,12 +1185,13 @@ async fn config_drive_goes_into_a_new_config_2_partition_of_a_gpt_whole_disk_ima
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&drive).expect("gzip");
     let configdrive = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gz"));
-    let result = run_step(
+    let result = run_step_on(
         &case.addr,
         "write_image",
         json!({"image_info": image_info(&unique("cd"), &[url], &sha256(&image), "raw", true),
                "configdrive": configdrive}),
         json!({}),
+        Some(&case.disk.dev()),
     )
     .await
     .expect("write_image with config drive");
@@ -1223,20 +1221,54 @@ async fn config_drive_goes_into_a_new_config_2_partition_of_a_gpt_whole_disk_ima
     assert!(table.contains("   1            2048"), "{table}");
 }
 
+/// Mounts `sdy1` at `/` in the stand-ins' fixture tree (`<dir>/proc/self/mountinfo`
+/// and `<dir>/sys/dev/block/8:17`, what `host::disks_in_use` reads).
+fn mount_sdy1_as_root(s: &StandIns) {
+    let root = s.dir.path();
+    std::fs::create_dir_all(root.join("proc/self")).expect("proc");
+    std::fs::write(
+        root.join("proc/self/mountinfo"),
+        "27 1 8:17 / / rw - ext4 /dev/sdy1 rw\n",
+    )
+    .expect("mountinfo");
+    let part = root.join("sys/devices/block/sdy/sdy1");
+    std::fs::create_dir_all(&part).expect("sdy1");
+    std::fs::write(part.join("partition"), "1").expect("partition");
+    std::fs::create_dir_all(root.join("sys/dev/block")).expect("dev/block");
+    std::os::unix::fs::symlink(&part, root.join("sys/dev/block/8:17")).expect("link");
+}
+
 #[actix_rt::test]
-async fn standin_disks_with_mounted_file_systems_are_never_erased() {
+async fn standin_disks_with_mounted_file_systems_are_never_erased_nor_written() {
     let json = json!({"blockdevices": [
         {"kname": "sdx", "type": "disk", "size": 1000, "ro": false, "pkname": null, "log-sec": 512},
         {"kname": "sdy", "type": "disk", "size": 1000, "ro": false, "pkname": null, "log-sec": 512},
-        {"kname": "sdy1", "type": "part", "size": 500, "ro": false, "pkname": "sdy",
-         "mountpoint": "/", "log-sec": 512}]});
+        {"kname": "sdy1", "type": "part", "size": 500, "ro": false, "pkname": "sdy", "log-sec": 512}]});
     let s = StandIns::new(&json.to_string());
+    mount_sdy1_as_root(&s);
+    write_script(
+        &s.bin(),
+        "podman",
+        &format!(
+            "echo \"podman $*\" >> {}",
+            s.dir.path().join("calls.log").display()
+        ),
+    );
     let addr = s.installer(&["/dev/sdx", "/dev/sdy"]);
     let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false}});
     let result = run_step(&addr, "erase_devices", json!({}), node)
         .await
         .expect("erase");
     assert_eq!(result, json!({"/dev/sdx": null}));
+    // /dev/sdx does not exist here, so its metadata erase fails; sdy is not even tried.
+    let err = agent_err(run_step(&addr, "erase_devices_metadata", json!({}), json!({})).await);
+    assert!(
+        err.details.contains("/dev/sdx") && !err.details.contains("sdy"),
+        "{err:?}"
+    );
+    // Even when chosen as the install device, the disk of `/` is never written.
+    let err = agent_err(bootc_install_on(&addr, "/dev/sdy").await);
+    assert!(err.details.contains("mounted file system"), "{err:?}");
     assert!(
         s.calls().iter().all(|c| !c.contains("sdy")),
         "{:?}",

@@ -25,7 +25,6 @@ use super::ironic::{IronicOptions, IronicSandbox};
 pub const STATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The agent's device allow-list flag (given once: clap refuses a repeat).
-const ALLOWLIST_FLAG: &str = "--block-device-allowlist";
 
 /// Lines of each log shown when a scenario fails.
 const LOG_TAIL_LINES: usize = 80;
@@ -124,14 +123,10 @@ impl ConductorAgent {
         .expect("agent.conf");
         let port = super::agent::free_port();
         let log = root.join("agent.log");
-        let mut args = super::fixture::agent_args(root, api_url, port);
-        // clap takes the allow-list once: the setup's replaces the fixture's.
-        if setup.args.iter().any(|a| a == ALLOWLIST_FLAG) {
-            if let Some(at) = args.iter().position(|a| a == ALLOWLIST_FLAG) {
-                args.drain(at..at + 2);
-            }
-        }
-        args.extend(setup.args);
+        let args = super::fixture::with_overrides(
+            super::fixture::agent_args(root, api_url, port),
+            setup.args,
+        );
         let mut command = Command::new(env!("CARGO_BIN_EXE_ironic-agent"));
         command
             .args(&args)

@@ -128,6 +128,24 @@ pub fn agent_args(root: &Path, api_url: &str, port: u16) -> Vec<String> {
     ]
 }
 
+/// `defaults` followed by `extra`, where a `--flag` in `extra` replaces the same flag
+/// (and its value) in `defaults`: the agent refuses a repeated single-value flag.
+pub fn with_overrides(defaults: Vec<String>, extra: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(defaults.len() + extra.len());
+    let mut tokens = defaults.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        let overridden = token.starts_with("--") && extra.contains(&token);
+        let has_value = tokens.peek().is_some_and(|next| !next.starts_with("--"));
+        let value = if has_value { tokens.next() } else { None };
+        if !overridden {
+            out.push(token);
+            out.extend(value);
+        }
+    }
+    out.extend(extra);
+    out
+}
+
 /// A prepared host root at `dir/host-root` whose `coreos-installer` is the shell
 /// `script` (with `sleep` available), plus `dir/shims` holding the chroot shim.
 /// Returns the host root.

@@ -471,17 +471,16 @@ async fn delegate(
     args: Map<String, Value>,
 ) -> Result<Value, AgentError> {
     let node = env.cached_node.clone().unwrap_or(Value::Null);
-    env.peers
-        .installer
-        .send(RunStep {
-            step: name.to_string(),
-            kind: None,
-            args,
-            node,
-            ports: Value::Array(Vec::new()),
-        })
+    let step = RunStep {
+        step: name.to_string(),
+        kind: None,
+        args,
+        node,
+        ports: Value::Array(Vec::new()),
+        install_device: None,
+    };
+    crate::hardware::generic::run_on_installer(&env.peers, step)
         .await
-        .map_err(|err| AgentError::execution(format!("installer unavailable: {err}")))?
         .map_err(|err| err.into_command_error(name))
 }
 

@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 use super::{args, HardwareManager, HardwareSupport, StepContext, StepError, StepInfo, StepResult};
 use crate::errors::StepKind;
 use crate::host::BoxFuture;
-use crate::inspector::ChooseInstallDevice;
 use crate::installer::{CoreosInstallRequest, InstallCoreos};
 use crate::systemd::StartUnitAndWait;
 
@@ -62,15 +61,7 @@ fn current_hostname() -> Option<String> {
 /// Steps 2–7 of `install_coreos`: choose the install device by root-device
 /// hints (fresh listing), then run `coreos-installer` on the installer runner.
 pub async fn install_coreos(ctx: StepContext) -> StepResult {
-    let device = ctx
-        .peers
-        .inspector
-        .send(ChooseInstallDevice {
-            node: ctx.node.clone(),
-        })
-        .await
-        .map_err(|err| StepError::mailbox("install_coreos", err))?
-        .map_err(StepError::Agent)?;
+    let device = super::generic::install_device(&ctx.peers, &ctx.node, "install_coreos").await?;
     tracing::info!(device = %device.name, "installing CoreOS");
     let request = CoreosInstallRequest::new(&device.name, ctx.node.clone(), current_hostname());
     let outcome = ctx

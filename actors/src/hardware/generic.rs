@@ -7,8 +7,10 @@
 use serde_json::{Map, Value};
 
 use super::{args, HardwareManager, HardwareSupport, StepContext, StepError, StepInfo, StepResult};
+use crate::coordinator::Peers;
 use crate::errors::StepKind;
 use crate::host::BoxFuture;
+use crate::inspector::{BlockDevice, ChooseInstallDevice};
 use crate::installer::RunStep;
 
 /// The generic manager (support GENERIC, name `generic_hardware_manager`, version `1.2`).
@@ -174,15 +176,40 @@ pub fn delegate_to_installer(
         args,
         node: ctx.node.clone(),
         ports: ctx.ports.clone(),
+        install_device: None,
     };
-    let installer = ctx.peers.installer.clone();
-    let step = step.to_string();
-    Box::pin(async move {
-        installer
-            .send(message)
-            .await
-            .map_err(|err| StepError::mailbox(&step, err))?
-    })
+    Box::pin(async move { run_on_installer(&ctx.peers, message).await })
+}
+
+/// Runs `step` on the installer runner. A step that writes an OS image first gets the
+/// install device from the inspector ([`install_device`]), as `install_coreos` does.
+pub async fn run_on_installer(peers: &Peers, mut step: RunStep) -> StepResult {
+    if step.writes_install_device() {
+        let device = install_device(peers, &step.node, &step.step).await?;
+        tracing::info!(step = %step.step, device = %device.name, "install device chosen");
+        step.install_device = Some(device.name);
+    }
+    let name = step.step.clone();
+    peers
+        .installer
+        .send(step)
+        .await
+        .map_err(|err| StepError::mailbox(&name, err))?
+}
+
+/// The OS install device for `node` (`get_os_install_device`, §5.6): root-device
+/// hints, skip list and the disks offered for installation, from a fresh listing.
+pub async fn install_device(
+    peers: &Peers,
+    node: &Value,
+    step: &str,
+) -> Result<BlockDevice, StepError> {
+    peers
+        .inspector
+        .send(ChooseInstallDevice { node: node.clone() })
+        .await
+        .map_err(|err| StepError::mailbox(step, err))?
+        .map_err(StepError::Agent)
 }
 
 impl HardwareManager for GenericHardwareManager {

@@ -169,39 +169,6 @@ pub async fn list_devices(
     Ok(devices)
 }
 
-/// Disks that hold a mounted file system (or have a mounted partition): the
-/// machine's own disks, never an install target.
-pub async fn mounted_disks(runner: &dyn CommandRunner) -> io::Result<Vec<PathBuf>> {
-    let out = runner
-        .run(CommandSpec::new(
-            "lsblk",
-            ["-J", "-l", "-o", "KNAME,PKNAME,MOUNTPOINT"],
-        ))
-        .await?;
-    if !out.success() {
-        return Err(io::Error::other(out.stderr));
-    }
-    let value: Value = serde_json::from_str(&out.stdout)
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-    let mut disks = Vec::new();
-    for d in value
-        .get("blockdevices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if d.get("mountpoint").and_then(as_opt_str).is_none() {
-            continue;
-        }
-        for key in ["kname", "pkname"] {
-            if let Some(name) = d.get(key).and_then(as_opt_str) {
-                disks.push(PathBuf::from(format!("/dev/{name}")));
-            }
-        }
-    }
-    Ok(disks)
-}
-
 /// Refuses any device the allow-list does not permit.
 pub fn check_allowed(allowlist: &DeviceAllowlist, device: &Path) -> io::Result<()> {
     if allowlist.permits(device) {

@@ -2,6 +2,7 @@
 //!
 //! Every device is checked against the allow-list before anything touches it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use futures_util::stream::{self, StreamExt};
@@ -132,7 +133,7 @@ pub async fn erase_devices_metadata(env: &StepEnv) -> Result<Value, AgentError> 
         .await
         .map_err(|err| failures::block_device_erase(format!("listing block devices: {err}")))?;
     devices.sort_by(|a, b| b.path.cmp(&a.path));
-    let in_use = in_use(env).await;
+    let in_use = in_use(env);
     let mut errors = Vec::new();
     for dev in &devices {
         if is_in_use(dev, &in_use) {
@@ -167,20 +168,15 @@ pub async fn erase_devices_metadata(env: &StepEnv) -> Result<Value, AgentError> 
     }
 }
 
-/// Disks (and partitions) with a mounted file system: the machine's own disks,
-/// never erased.
-async fn in_use(env: &StepEnv) -> Vec<std::path::PathBuf> {
-    disks::mounted_disks(env.runner.as_ref())
-        .await
-        .unwrap_or_default()
+/// Kernel names of the disks backing a mounted file system of this system (the
+/// machine's own disks, `host::disks_in_use`): never erased.
+fn in_use(env: &StepEnv) -> BTreeSet<String> {
+    crate::host::disks_in_use(&env.config.paths.proc_root, &env.config.paths.sys_root)
 }
 
-fn is_in_use(dev: &BlockDev, in_use: &[std::path::PathBuf]) -> bool {
-    in_use.contains(&dev.path)
-        || dev
-            .parent
-            .as_ref()
-            .is_some_and(|p| in_use.contains(&std::path::PathBuf::from(format!("/dev/{p}"))))
+/// Whether `dev` is such a disk or a partition of one.
+fn is_in_use(dev: &BlockDev, in_use: &BTreeSet<String>) -> bool {
+    in_use.contains(&dev.name()) || dev.parent.as_ref().is_some_and(|p| in_use.contains(p))
 }
 
 /// The protected-filesystem guard: GPFS, VMFS (GPT and MBR) and gfs2 on the
@@ -379,7 +375,7 @@ pub async fn erase_devices(
     let all = disks::list_devices(env.runner.as_ref(), &env.allowlist, true)
         .await
         .map_err(|err| failures::block_device_erase(format!("listing block devices: {err}")))?;
-    let in_use = in_use(env).await;
+    let in_use = in_use(env);
     let mut targets = Vec::new();
     for dev in all.iter().filter(|d| d.is_disk()) {
         if dev.is_virtual_media() || dev.is_raid() {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::failures;
 use super::steps::StepEnv;
-use super::{disks, failures};
 use crate::errors::AgentError;
 use crate::host::CommandSpec;
 
@@ -159,7 +159,7 @@ pub async fn install_bootloader(
 pub async fn execute_bootc_install(
     env: &StepEnv,
     args: &Map<String, Value>,
-    node: &Value,
+    install_device: Option<&str>,
 ) -> Result<String, AgentError> {
     if env.config.disable_bootc_deploy {
         return Err(AgentError::execution(
@@ -170,10 +170,8 @@ pub async fn execute_bootc_install(
         .get("image_source")
         .and_then(Value::as_str)
         .ok_or_else(|| AgentError::invalid_params("image_source is required"))?;
-    let device = super::image::install_device(env, node).await?;
+    let device = super::image::install_target(env, install_device).await?;
     let dev = device.path.display().to_string();
-    disks::check_allowed(&env.allowlist, &device.path)
-        .map_err(|e| failures::image_write(&dev, e))?;
     let secret = args
         .get("pull_secret")
         .or_else(|| args.get("oci_pull_secret"))

@@ -32,12 +32,16 @@ pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
         "erase_devices_metadata" => super::erase::erase_devices_metadata(&env).await,
         "erase_devices" => super::erase::erase_devices(&env, &msg.node, false).await,
         "erase_devices_express" => super::erase::erase_devices(&env, &msg.node, true).await,
-        "prepare_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
-            .await
-            .map(Value::String),
-        "write_image" => super::image::prepare_image(&env, &msg.args, &msg.node)
-            .await
-            .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") })),
+        "prepare_image" => {
+            super::image::prepare_image(&env, &msg.args, msg.install_device.as_deref())
+                .await
+                .map(Value::String)
+        }
+        "write_image" => {
+            super::image::prepare_image(&env, &msg.args, msg.install_device.as_deref())
+                .await
+                .map(|text| serde_json::json!({ "result": format!("prepare_image: {text}") }))
+        }
         "get_partition_uuids" => Ok(super::image::partition_uuids(&env)),
         "erase_pstore" => super::misc::erase_pstore(&env).await,
         "create_configuration" => {
@@ -70,7 +74,9 @@ pub async fn dispatch(env: StepEnv, msg: RunStep) -> Option<StepResult> {
         "clean_uefi_nvram" => super::misc::clean_uefi_nvram(&env, &msg.args).await,
         "install_bootloader" => super::misc::install_bootloader(&env, &msg.args).await,
         "execute_bootc_install" => {
-            let text = super::misc::execute_bootc_install(&env, &msg.args, &msg.node).await;
+            let text =
+                super::misc::execute_bootc_install(&env, &msg.args, msg.install_device.as_deref())
+                    .await;
             if msg.kind.is_some() {
                 text.map(|t| serde_json::json!({ "result": format!("execute_bootc_install: {t}") }))
             } else {
@@ -100,6 +106,20 @@ pub struct RunStep {
     pub node: serde_json::Value,
     /// The ports Ironic sent.
     pub ports: serde_json::Value,
+    /// The OS install device (`/dev/sda`) the inspector chose for the node
+    /// (`ChooseInstallDevice`, §5.6) when the step [writes one](Self::writes_install_device).
+    pub install_device: Option<String>,
+}
+
+impl RunStep {
+    /// Whether the step writes an OS image onto the install device (`write_image`,
+    /// `prepare_image`, `execute_bootc_install`): the sender fills `install_device`.
+    pub fn writes_install_device(&self) -> bool {
+        matches!(
+            self.step.as_str(),
+            "write_image" | "prepare_image" | "execute_bootc_install"
+        )
+    }
 }
 
 impl actix::Message for RunStep {
@@ -159,6 +179,7 @@ impl std::fmt::Debug for RunStep {
             .field("kind", &self.kind)
             .field("args", &self.args.keys().collect::<Vec<_>>())
             .field("node_uuid", &self.node.get("uuid"))
+            .field("install_device", &self.install_device)
             .finish_non_exhaustive()
     }
 }
@@ -180,6 +201,7 @@ mod tests {
             args,
             node: serde_json::json!({"uuid": "n1", "driver_info": {"ipmi_password": "s3cret"}}),
             ports: serde_json::json!([]),
+            install_device: None,
         };
         let text = format!("{step:?}");
         assert!(

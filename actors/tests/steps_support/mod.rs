@@ -121,6 +121,28 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `raw` converted to qcow2 by qemu-img.
+pub fn qcow2_of(raw: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw_path = dir.path().join("image.raw");
+    let qcow_path = dir.path().join("image.qcow2");
+    std::fs::write(&raw_path, raw).expect("raw image");
+    let path = |p: &Path| p.display().to_string();
+    sh(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &path(&raw_path),
+            &path(&qcow_path),
+        ],
+    );
+    std::fs::read(&qcow_path).expect("qcow2 image")
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -220,6 +242,7 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             }
         }
         let text = String::from_utf8_lossy(&head).into_owned();
+        let head_only = text.starts_with("HEAD ");
         let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
         let auth = text
             .lines()
@@ -237,7 +260,14 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             };
             (st.routes.get(&path).cloned(), hit)
         };
-        let keep = respond(&mut stream, behaviour, hit, auth.as_deref());
+        let keep = match behaviour {
+            // HEAD (Ironic validates image URLs with it): the headers of a 200, no body.
+            Some(Behaviour::Ok(body)) if head_only => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                stream.write_all(head.as_bytes()).is_ok()
+            }
+            behaviour => respond(&mut stream, behaviour, hit, auth.as_deref()),
+        };
         if !keep {
             return;
         }

@@ -237,42 +237,37 @@ pub fn disk_signature(device: &Path) -> std::io::Result<String> {
     Ok(format!("0x{:08x}", u32::from_le_bytes(sig)))
 }
 
-/// Picks the install device: the root-device hint `name` if given, else the
-/// first writable, unmounted disk (only allow-listed disks when a list is set).
-/// A disk with a mounted file system (the machine's own disk) is never chosen.
-pub async fn install_device(env: &StepEnv, node: &Value) -> Result<BlockDev, AgentError> {
-    let all = disks::list_devices(env.runner.as_ref(), &env.allowlist, true)
+/// The install device the inspector chose for the node (`RunStep::install_device`,
+/// root-device hints §5.6) as a [`BlockDev`]. Refused when the step got none, when the
+/// allow-list does not permit it, when it is not a writable disk, or when it backs a
+/// mounted file system of this system (the machine's own disk), whatever the hints said.
+pub async fn install_target(env: &StepEnv, chosen: Option<&str>) -> Result<BlockDev, AgentError> {
+    let chosen = chosen.ok_or_else(|| {
+        AgentError::device_not_found("No install device was chosen for this step")
+    })?;
+    let path = Path::new(chosen);
+    disks::check_allowed(&env.allowlist, path).map_err(|e| failures::image_write(chosen, e))?;
+    let paths = &env.config.paths;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(chosen);
+    if crate::host::disks_in_use(&paths.proc_root, &paths.sys_root).contains(name) {
+        return Err(failures::image_write(
+            chosen,
+            "it holds a mounted file system of this system; refusing to write it",
+        ));
+    }
+    let listed = disks::list_devices(env.runner.as_ref(), &env.allowlist, false)
         .await
         .map_err(|err| AgentError::device_not_found(format!("listing block devices: {err}")))?;
-    let in_use = disks::mounted_disks(env.runner.as_ref())
-        .await
-        .unwrap_or_default();
-    let hint = node
-        .pointer("/properties/root_device/name")
-        .and_then(Value::as_str)
-        .map(|n| {
-            if n.starts_with("/dev/") {
-                n.to_string()
-            } else {
-                format!("/dev/{n}")
-            }
-        });
-    let candidates = all.into_iter().filter(|d| {
-        d.is_disk()
-            && !d.read_only
-            && !d.is_virtual_media()
-            && !in_use.contains(&d.path)
-            && env.allowlist.permits(&d.path)
-    });
-    let mut candidates: Vec<BlockDev> = candidates.collect();
-    if let Some(hint) = hint {
-        candidates.retain(|d| d.path == Path::new(&hint));
+    let device = listed
+        .into_iter()
+        .find(|d| d.path == path && d.is_disk())
+        .ok_or_else(|| {
+            AgentError::device_not_found(format!("{chosen} is not a disk this agent may write"))
+        })?;
+    if device.read_only {
+        return Err(failures::image_write(chosen, "the device is read-only"));
     }
-    candidates.into_iter().next().ok_or_else(|| {
-        AgentError::device_not_found(
-            "No suitable device was found for deployment (allow-list, hints, mounted disks)",
-        )
-    })
+    Ok(device)
 }
 
 async fn settle_and_rescan(env: &StepEnv, device: &str) {
@@ -387,7 +382,7 @@ async fn attempt(
 pub async fn prepare_image(
     env: &StepEnv,
     args: &Map<String, Value>,
-    node: &Value,
+    install_device: Option<&str>,
 ) -> Result<String, AgentError> {
     let info = ImageInfo::parse(args.get("image_info"), env.config.md5_enabled)?;
     if !info.is_whole_disk() {
@@ -396,10 +391,8 @@ pub async fn prepare_image(
             "partition images are not supported by this agent yet; use a whole-disk image",
         ));
     }
-    let device = install_device(env, node).await?;
+    let device = install_target(env, install_device).await?;
     let dev = device.path.display().to_string();
-    disks::check_allowed(&env.allowlist, &device.path)
-        .map_err(|e| failures::image_write(&dev, e))?;
 
     let already = with_written(env.instance, |state| {
         state.image_id.as_deref() == Some(info.id.as_str())

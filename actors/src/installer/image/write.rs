@@ -1,17 +1,20 @@
-//! The streaming pipeline: HTTP body → (hasher thread ‖ writer thread).
+//! The streaming pipeline: HTTP body → fixed pool of aligned blocks →
+//! (hasher thread ‖ writer thread).
 //!
-//! Chunks go through two bounded channels, so memory stays flat whatever the
-//! image size: at most `CHANNEL_DEPTH` chunks in flight per side plus one
-//! `WRITE_BLOCK` aligned buffer. Devices are written with `O_DIRECT` in
-//! `WRITE_BLOCK` pieces; an unaligned tail goes through the page cache and is
-//! fsynced.
+//! The download task copies the body into [`WRITE_BLOCK`]-sized, `O_DIRECT`-aligned
+//! blocks taken from a pool of [`POOL_BLOCKS`]; each full block goes to the hasher and
+//! to the writer at once and returns to the pool when both are done. So the network,
+//! the hash and the device write overlap, the threads wake once per block (not per
+//! 8 KiB body chunk), nothing is allocated per chunk, and memory stays flat whatever
+//! the image size (`POOL_BLOCKS × WRITE_BLOCK`). Devices are written with `O_DIRECT`;
+//! an unaligned tail goes through the page cache and is fsynced.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::checksum::Hasher;
@@ -20,10 +23,10 @@ use crate::installer::disks::{self, AlignedBuf};
 use crate::installer::failures;
 use crate::installer::progress::ProgressSink;
 
-/// Size of one direct write.
-pub const WRITE_BLOCK: usize = 8 * 1024 * 1024;
-/// Chunks buffered between the download and each worker.
-pub const CHANNEL_DEPTH: usize = 64;
+/// Size of one block: one direct write, one hash update, one progress update.
+pub const WRITE_BLOCK: usize = 4 * 1024 * 1024;
+/// Blocks in the pool: being filled, hashed, written, or queued for either.
+pub const POOL_BLOCKS: usize = 6;
 
 /// Where the bytes go.
 #[derive(Debug, Clone)]
@@ -49,14 +52,35 @@ pub fn is_no_space(err: &io::Error) -> bool {
         )
 }
 
+/// A filled block shared by the hasher and the writer; its buffer goes back to the
+/// pool when both have dropped it.
+struct Block {
+    buf: Option<AlignedBuf>,
+    len: usize,
+    pool: mpsc::UnboundedSender<AlignedBuf>,
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        self.buf
+            .as_ref()
+            .map_or(&[], |buf| &buf.as_slice()[..self.len])
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            let _ = self.pool.send(buf); // the pool is gone once the stream ended
+        }
+    }
+}
+
 struct Writer {
     file: File,
-    tail: Option<File>,
     path: PathBuf,
     direct: bool,
     limit: Option<u64>,
-    buf: AlignedBuf,
-    fill: usize,
     offset: u64,
 }
 
@@ -73,73 +97,107 @@ impl Writer {
         };
         Ok(Self {
             file,
-            tail: None,
             path: target.path.clone(),
             direct: target.direct,
             limit: target.limit,
-            buf: AlignedBuf::zeroed(WRITE_BLOCK),
-            fill: 0,
             offset: 0,
         })
     }
 
-    fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let room = WRITE_BLOCK - self.fill;
-            let n = room.min(data.len());
-            self.buf.as_mut_slice()[self.fill..self.fill + n].copy_from_slice(&data[..n]);
-            self.fill += n;
-            data = &data[n..];
-            if self.fill == WRITE_BLOCK {
-                self.flush_block(WRITE_BLOCK)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush_block(&mut self, len: usize) -> io::Result<()> {
+    /// Writes one block at the current offset. Only the last block may be short;
+    /// with `O_DIRECT` a length that is not a multiple of 512 goes through the page
+    /// cache and is fsynced.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if let Some(limit) = self.limit {
-            if self.offset + len as u64 > limit {
+            if self.offset + bytes.len() as u64 > limit {
                 return Err(no_space(format!(
                     "the image is larger than the {limit} bytes of {}",
                     self.path.display()
                 )));
             }
         }
-        let aligned = !self.direct || len.is_multiple_of(512);
-        if aligned {
-            self.file
-                .write_all_at(&self.buf.as_slice()[..len], self.offset)?;
+        if !self.direct || bytes.len().is_multiple_of(512) {
+            self.file.write_all_at(bytes, self.offset)?;
         } else {
-            // The unaligned tail of a direct write: through the page cache, then fsync.
-            let tail = match self.tail.take() {
-                Some(file) => file,
-                None => OpenOptions::new().write(true).open(&self.path)?,
-            };
-            tail.write_all_at(&self.buf.as_slice()[..len], self.offset)?;
+            let tail = OpenOptions::new().write(true).open(&self.path)?;
+            tail.write_all_at(bytes, self.offset)?;
             tail.sync_all()?;
         }
-        self.offset += len as u64;
-        self.fill = 0;
+        self.offset += bytes.len() as u64;
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<u64> {
-        if self.fill > 0 {
-            let len = self.fill;
-            self.flush_block(len)?;
-        }
+    fn finish(self) -> io::Result<u64> {
         self.file.sync_all()?;
         Ok(self.offset)
     }
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Bytes>, target: Target) -> io::Result<u64> {
+fn write_loop(mut rx: mpsc::Receiver<Arc<Block>>, target: Target) -> io::Result<u64> {
     let mut writer = Writer::open(&target)?;
-    while let Some(chunk) = rx.blocking_recv() {
-        writer.push(&chunk)?;
+    while let Some(block) = rx.blocking_recv() {
+        writer.write(block.bytes())?;
     }
     writer.finish()
+}
+
+fn hash_loop(mut rx: mpsc::Receiver<Arc<Block>>, mut hasher: Hasher) -> String {
+    while let Some(block) = rx.blocking_recv() {
+        hasher.update(block.bytes());
+    }
+    hasher.hex()
+}
+
+/// The download side of the pipeline: fills pool blocks and hands them on.
+struct Filler {
+    pool: mpsc::UnboundedSender<AlignedBuf>,
+    free: mpsc::UnboundedReceiver<AlignedBuf>,
+    current: Option<AlignedBuf>,
+    fill: usize,
+    to_hasher: mpsc::Sender<Arc<Block>>,
+    to_writer: mpsc::Sender<Arc<Block>>,
+}
+
+impl Filler {
+    /// Copies `data` into blocks; `false` once a worker is gone (its error tells why).
+    async fn push(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            let buf = match self.current.as_mut() {
+                Some(buf) => buf,
+                None => match self.free.recv().await {
+                    Some(buf) => {
+                        self.fill = 0;
+                        self.current.insert(buf)
+                    }
+                    None => return false,
+                },
+            };
+            let n = (WRITE_BLOCK - self.fill).min(data.len());
+            buf.as_mut_slice()[self.fill..self.fill + n].copy_from_slice(&data[..n]);
+            self.fill += n;
+            data = &data[n..];
+            if self.fill == WRITE_BLOCK && !self.send().await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Hands the current block (if any bytes) to both workers.
+    async fn send(&mut self) -> bool {
+        let Some(buf) = self.current.take() else {
+            return true;
+        };
+        let block = Arc::new(Block {
+            buf: Some(buf),
+            len: std::mem::take(&mut self.fill),
+            pool: self.pool.clone(),
+        });
+        if block.len == 0 {
+            return true;
+        }
+        self.to_hasher.send(block.clone()).await.is_ok() && self.to_writer.send(block).await.is_ok()
+    }
 }
 
 /// What a completed stream produced.
@@ -178,36 +236,44 @@ pub async fn stream_body(
         format!("writing image {image_id} to {device}"),
         expected_len,
     );
-    let (wtx, wrx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-    let (htx, mut hrx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let (pool, free) = mpsc::unbounded_channel();
+    for _ in 0..POOL_BLOCKS {
+        let _ = pool.send(AlignedBuf::zeroed(WRITE_BLOCK));
+    }
+    let (to_writer, wrx) = mpsc::channel(POOL_BLOCKS);
+    let (to_hasher, hrx) = mpsc::channel(POOL_BLOCKS);
     let writer = tokio::task::spawn_blocking(move || write_loop(wrx, target));
-    let hashing = tokio::task::spawn_blocking(move || {
-        let mut hasher = hasher;
-        while let Some(chunk) = hrx.blocking_recv() {
-            hasher.update(&chunk);
-        }
-        hasher.hex()
-    });
+    let hashing = tokio::task::spawn_blocking(move || hash_loop(hrx, hasher));
+    let mut filler = Filler {
+        pool,
+        free,
+        current: None,
+        fill: 0,
+        to_hasher,
+        to_writer,
+    };
     let mut done = 0u64;
     let mut read_failure = None;
     loop {
         match fetcher.next_chunk(response).await {
             Ok(Some(chunk)) => {
                 done += chunk.len() as u64;
-                if htx.send(chunk.clone()).await.is_err() || wtx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is read below
+                if !filler.push(&chunk).await {
+                    break; // a worker failed; its error is read below
                 }
                 progress.update(done);
             }
-            Ok(None) => break,
+            Ok(None) => {
+                filler.send().await;
+                break;
+            }
             Err(failure) => {
                 read_failure = Some(failure);
                 break;
             }
         }
     }
-    drop(wtx);
-    drop(htx);
+    drop(filler);
     let written = writer.await.map_err(|err| {
         Failure::Retry(failures::image_write(
             &device,
