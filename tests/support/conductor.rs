@@ -24,8 +24,6 @@ use super::ironic::{IronicOptions, IronicSandbox};
 /// Default bound for a provision-state wait in conductor scenarios.
 pub const STATE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The agent's device allow-list flag (given once: clap refuses a repeat).
-
 /// Lines of each log shown when a scenario fails.
 const LOG_TAIL_LINES: usize = 80;
 
