@@ -1103,6 +1103,8 @@ async fn standin_mdadm_create_configuration_command_lines() {
     assert_eq!(
         s.calls(),
         [
+            // mdadm must be able to run before any disk is partitioned
+            "mdadm --version",
             "sgdisk -Z /dev/sdx",
             "sgdisk -n1:0:+10G -t1:FD00 /dev/sdx",
             "sgdisk -n2:0:0 -t2:FD00 /dev/sdx",

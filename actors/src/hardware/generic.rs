@@ -142,7 +142,10 @@ pub fn validate_step_args(step: &str, a: &Map<String, Value>) -> Result<(), Step
                     "write_image() argument 'image_info' must be an object",
                 ));
             }
-            Ok(())
+            // As standby.prepare_image: a bad image_info is reported before any disk
+            // is looked at (the install device is chosen after this).
+            crate::coordinator::commands::validate_image_info(Some(image_info))
+                .map_err(StepError::Agent)
         }
         "inject_files" => {
             args::typed(step, a, "files", "a list", Value::is_array)?;

@@ -317,6 +317,25 @@ fn generic_validation_rejects_missing_and_wrong_args() {
     assert!(generic::validate_step_args("erase_devices", &empty).is_ok());
 }
 
+/// write_image reports a bad image_info as prepare_image does (400, before any disk is
+/// chosen), and lets a complete one through.
+#[test]
+fn write_image_validates_image_info_before_choosing_a_disk() {
+    let mut args = Map::new();
+    args.insert("image_info".into(), json!({"id": "img", "urls": []}));
+    let err = generic::validate_step_args("write_image", &args).expect_err("no urls");
+    match err {
+        StepError::Agent(agent) => assert_eq!(agent.code, 400, "{agent:?}"),
+        other => panic!("expected an invalid-params error, got {other:?}"),
+    }
+    args.insert(
+        "image_info".into(),
+        json!({"id": "img", "urls": ["http://127.0.0.1:1/img"],
+               "os_hash_algo": "sha256", "os_hash_value": "ab"}),
+    );
+    generic::validate_step_args("write_image", &args).expect("complete image_info");
+}
+
 /// Records the methods it is asked for; has `delete_configuration` only.
 #[derive(Debug, Default)]
 struct RaidRecorder(std::sync::Mutex<Vec<String>>);
