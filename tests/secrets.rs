@@ -2,14 +2,13 @@
 //! it), not in the BUILT agent's own log at `RUST_LOG=trace` through a lookup that hands
 //! a token out, not in the `log.collect_system_logs` archive (the lookup's token is
 //! redacted there too), and a wrong token of the same length is refused.
-//! Each case is recorded in `target/reliability/secrets.json` for `docs/reliability.md`.
+//! Each case is recorded in `target/reliability/secrets-*.json` for `docs/reliability.md`.
 
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,20 +21,6 @@ const LOOKUP_TOKEN: &str = "lk-9d2e7c4b1a8f6e3d0c5b2a9f8e7d6c5b4a3";
 /// Given on the command line, in the config file or on the kernel command line.
 const CONFIGURED_TOKEN: &str = "cfg-token-4f8a1c3e9b7d5e2a";
 const NODE: &str = "7a3c9e1f-0b2d-4e6f-8a1c-3e5f7a9b1d2f";
-
-fn record(case: &str, outcome: Value) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/reliability");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let path = dir.join("secrets.json");
-    let mut all: serde_json::Map<String, Value> = std::fs::read(&path)
-        .ok()
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
-        .unwrap_or_default();
-    all.insert(case.to_string(), outcome);
-    std::fs::write(&path, serde_json::to_vec_pretty(&all).expect("json")).expect("write");
-}
 
 #[test]
 fn dump_config_never_shows_the_token_from_any_source() {
@@ -81,9 +66,9 @@ fn dump_config_never_shows_the_token_from_any_source() {
         assert!(!stdout.contains(CONFIGURED_TOKEN), "{source}: {stdout}");
         assert!(!stderr.contains(CONFIGURED_TOKEN), "{source}: {stderr}");
     }
-    record(
-        "dump_config",
-        json!({"sources": sources.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "leaks": 0}),
+    support::records::record(
+        "secrets-dump-config",
+        &json!({"sources": sources.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "leaks": 0}),
     );
 }
 
@@ -325,9 +310,9 @@ fn the_lookup_token_is_never_logged_nor_collected() {
         !text.contains(&wrong),
         "a presented token is in the agent's log"
     );
-    record(
-        "lookup_token",
-        json!({"log_level": "trace", "log_bytes": text.len(),
+    support::records::record(
+        "secrets-lookup-token",
+        &json!({"log_level": "trace", "log_bytes": text.len(),
                "leaks_in_agent_log": 0, "leaks_in_collected_logs": 0,
                "wrong_token_same_length": refused.status}),
     );

@@ -5,3 +5,4 @@
 pub mod agent;
 pub mod fixture;
 pub mod ironic;
+pub mod records;
