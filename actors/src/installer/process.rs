@@ -47,6 +47,20 @@ impl StreamedExit {
             (None, None) => -1,
         }
     }
+
+    /// `code <returncode>`, plus the signal's name for a signalled child
+    /// (`code -9 (killed by signal SIGKILL)`).
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (None, Some(signal)) => {
+                let name = nix::sys::signal::Signal::try_from(signal)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| signal.to_string());
+                format!("code {} (killed by signal {name})", self.returncode())
+            }
+            _ => format!("code {}", self.returncode()),
+        }
+    }
 }
 
 /// Splits a byte stream into lines at `\n` and `\r`, keeping a partial tail.
