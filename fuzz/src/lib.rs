@@ -13,8 +13,11 @@ use ironic_agent_actors::installer::coreos;
 use ironic_agent_actors::installer::image::checksum;
 use serde_json::{Map, Value};
 
+/// One fuzz target: arbitrary bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory `fuzz/corpus/<name>/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("api_command", api_command),
     ("config_ini", config_ini),
     ("cmdline", cmdline),
