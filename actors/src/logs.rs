@@ -246,6 +246,19 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_the_configured_and_the_learnt_tokens() {
+        let config = AgentConfig {
+            agent_token: Some(Secret::new("configured")),
+            ..AgentConfig::default()
+        };
+        assert_eq!(
+            secrets_of(&config, &[Secret::new("from-lookup")]),
+            vec!["configured".to_string(), "from-lookup".to_string()]
+        );
+        assert!(secrets_of(&AgentConfig::default(), &[]).is_empty());
+    }
+
+    #[test]
     fn redact_replaces_every_occurrence() {
         let secrets = vec!["s3cr3t".to_string(), String::new()];
         assert_eq!(

@@ -202,6 +202,25 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
+    #[test]
+    fn exits_are_described_with_the_signal_name() {
+        let exited = StreamedExit {
+            code: Some(3),
+            ..StreamedExit::default()
+        };
+        assert_eq!(exited.describe(), "code 3");
+        let killed = StreamedExit {
+            signal: Some(9),
+            ..StreamedExit::default()
+        };
+        assert_eq!(killed.describe(), "code -9 (killed by signal SIGKILL)");
+        let segv = StreamedExit {
+            signal: Some(11),
+            ..StreamedExit::default()
+        };
+        assert_eq!(segv.describe(), "code -11 (killed by signal SIGSEGV)");
+    }
+
     fn sh(script: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("sh");
         command.args(["-c", script]);
