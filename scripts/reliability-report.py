@@ -70,8 +70,8 @@ def main():
     L.append("|---|---|---|")
     for name in fault_names:
         f = faults[name]
-        error = f.get("error_type", "—")
-        L.append(f"| {f['case']} | `{error}` | {f['outcome'] if 'outcome' in f else ''} |")
+        error = f"`{f['error_type']}`" if "error_type" in f else "none (succeeded)"
+        L.append(f"| {f['case']} | {error} | {f['outcome']} |")
     k = faults["fault-installer-killed"]
     L.append(f"\nInstaller killed ({k['attempts_killed']} attempts, each SIGKILLed): "
              f"\"{k['error']}\".")

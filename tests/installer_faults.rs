@@ -112,6 +112,7 @@ async fn installer_killed_by_sigkill_fails_the_step_naming_the_signal() {
         "fault-installer-killed",
         &json!({"case": "coreos-installer SIGKILLed during install_coreos (every attempt)",
                 "attempts_killed": killed, "error_type": err.error_type,
+                "outcome": "step FAILED naming the signal after the 3 attempts, no installer left running",
                 "error": details}),
     );
 }

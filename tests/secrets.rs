@@ -47,6 +47,7 @@ fn dump_config_never_shows_the_token_from_any_source() {
             vec!["--cmdline-file".into(), cmdline.display().to_string()],
         ),
     ];
+    let mut leaks = 0;
     for (source, args) in &sources {
         let out = Command::new(env!("CARGO_BIN_EXE_ironic-agent"))
             .arg("--dump-config")
@@ -63,12 +64,14 @@ fn dump_config_never_shows_the_token_from_any_source() {
             !dumped["agent_token"].is_null(),
             "{source}: the token was not read at all: {stdout}"
         );
+        leaks +=
+            stdout.matches(CONFIGURED_TOKEN).count() + stderr.matches(CONFIGURED_TOKEN).count();
         assert!(!stdout.contains(CONFIGURED_TOKEN), "{source}: {stdout}");
         assert!(!stderr.contains(CONFIGURED_TOKEN), "{source}: {stderr}");
     }
     support::records::record(
         "secrets-dump-config",
-        &json!({"sources": sources.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "leaks": 0}),
+        &json!({"sources": sources.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "leaks": leaks}),
     );
 }
 
@@ -290,8 +293,9 @@ fn the_lookup_token_is_never_logged_nor_collected() {
         .output()
         .expect("gzip");
     let unpacked = String::from_utf8_lossy(&unpacked.stdout);
-    assert!(
-        !unpacked.contains(LOOKUP_TOKEN),
+    let collected_leaks = unpacked.matches(LOOKUP_TOKEN).count();
+    assert_eq!(
+        collected_leaks, 0,
         "the lookup token is in the collected logs"
     );
 
@@ -302,18 +306,12 @@ fn the_lookup_token_is_never_logged_nor_collected() {
         text.contains("TRACE") || text.contains("DEBUG"),
         "not a debug log"
     );
-    assert!(
-        !text.contains(LOOKUP_TOKEN),
-        "the lookup token is in the agent's log"
-    );
-    assert!(
-        !text.contains(&wrong),
-        "a presented token is in the agent's log"
-    );
+    let log_leaks = text.matches(LOOKUP_TOKEN).count() + text.matches(wrong.as_str()).count();
+    assert_eq!(log_leaks, 0, "a token is in the agent's log");
     support::records::record(
         "secrets-lookup-token",
         &json!({"log_level": "trace", "log_bytes": text.len(),
-               "leaks_in_agent_log": 0, "leaks_in_collected_logs": 0,
+               "leaks_in_agent_log": log_leaks, "leaks_in_collected_logs": collected_leaks,
                "wrong_token_same_length": refused.status}),
     );
 }

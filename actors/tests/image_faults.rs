@@ -172,7 +172,7 @@ async fn read_only_device_is_never_chosen_and_nothing_is_downloaded() {
     records::record(
         "fault-read-only-device",
         &json!({"case": "read-only device (blockdev --setro) before the write",
-                "error_type": err.error_type, "downloads": 0,
+                "error_type": err.error_type, "downloads": server.hits("/ro.raw"),
                 "outcome": "step FAILED before any download"}),
     );
 }
