@@ -30,14 +30,20 @@ lint:
 	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
 
 ## test: everything CI runs — lint, unit, actor and real-peer integration tests.
+## Then each libFuzzer target for FUZZ_SECONDS (20 s: 7 targets, under 3 min together).
 test: deps lint
 	$(CARGO) test -j$(JOBS) --workspace --all-targets -- --test-threads=4
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-20} bash fuzz/run.sh
 
 ## reliability: restart/fault tests against the real conductor, bounded fuzzing,
 ## hostile input and load, then docs/reliability.md generated from their figures.
 reliability: deps
+	rm -rf target/reliability
 	$(CARGO) test -j$(JOBS) --test restart_recovery --test hostile_input --test ironic_client -- --test-threads=1
-	sh fuzz/run.sh
+	$(CARGO) test -j$(JOBS) --test fuzz_parsers --test secrets --test installer_faults
+	$(CARGO) test -j$(JOBS) --test systemd_supervisor bus_dropped_mid_wait
+	$(CARGO) test -j$(JOBS) -p ironic-agent-actors --test image_faults
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-20} bash fuzz/run.sh
 	python3 scripts/reliability-report.py
 
 ## demo: the main job (see README.md).

@@ -12,7 +12,7 @@ for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-a
     "lshw:lshw" \
     "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
     "xz-utils:xz" "pkg-config:pkg-config" "qemu-utils:qemu-img" "coreutils:shred" \
-    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" ; do
+    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" "g++:g++" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -33,6 +33,13 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
 mkdir -p "${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}"
+# cargo-fuzz for fuzz/run.sh (crates.io, built once and cached; libFuzzer itself comes with
+# the libfuzzer-sys crate and needs g++).
+fuzz_root="${IRONIC_AGENT_CACHE:-/var/cache/ironic-agent}/cargo-fuzz"
+if [[ ! -x "$fuzz_root/bin/cargo-fuzz" ]]; then
+    echo "install-deps: cargo install cargo-fuzz (cached in $fuzz_root)"
+    cargo install -q -j2 --locked cargo-fuzz --version 0.13.2 --root "$fuzz_root"
+fi
 # The real coreos-installer for tests/coreos_installer.rs (cached; ~3.5 min cold).
 bash tests/harness/coreos/install-coreos-installer.sh >/dev/null
 if [[ -x tests/harness/ironic/setup.sh ]]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes docs/reliability.md from the figures the reliability tests leave in
-target/reliability/ (restart-*.json, fuzz.json, hostile.json). Nothing is typed by hand:
-run `make reliability` (the tests, then this script)."""
+target/reliability/ (restart-*.json, fault-*.json, secrets-*.json, libfuzzer.json from
+fuzz/run.sh, fuzz.json, hostile.json). Nothing is typed by hand: run `make reliability`
+(the tests, then this script)."""
 import datetime
 import json
 import pathlib
@@ -27,7 +28,13 @@ def ms(x):
 def main():
     restart = {n: load(f"restart-{n}.json") for n in ("running", "finished", "ironic-down")}
     fuzz = load("fuzz.json")
+    libfuzzer = load("libfuzzer.json")
     hostile = load("hostile.json")
+    fault_names = ["fault-disk-full", "fault-read-only-device", "fault-read-only-mid-write",
+                   "fault-server-killed", "fault-server-killed-mirror",
+                   "fault-installer-killed", "fault-dbus-lost"]
+    faults = {n: load(f"{n}.json") for n in fault_names}
+    secrets = {n: load(f"secrets-{n}.json") for n in ("dump-config", "lookup-token")}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -55,9 +62,40 @@ def main():
              "agent exits with code **75** (`EX_TEMPFAIL`; other start-up failures exit 1); "
              "`systemd/ironic-agent.service` has `Restart=on-failure` "
              "(`tests/ironic_client.rs::lookup_timeout_exits_non_zero_with_a_clear_error`).\n")
-    L.append("## Fuzzing (bounded mutation, stable toolchain)\n")
-    L.append("`tests/fuzz_parsers.rs` via `fuzz/run.sh`; corpora in `fuzz/corpus/`; see "
-             "`fuzz/README.md` for why this is not libFuzzer.\n")
+    L.append("## Faults during a step\n")
+    L.append("Tests: `actors/tests/image_faults.rs` (real loop devices), "
+             "`tests/installer_faults.rs` (stand-in installer through the real chroot), "
+             "`tests/systemd_supervisor.rs` (private `dbus-daemon`).\n")
+    L.append("| fault | error | outcome |")
+    L.append("|---|---|---|")
+    for name in fault_names:
+        f = faults[name]
+        error = f"`{f['error_type']}`" if "error_type" in f else "none (succeeded)"
+        L.append(f"| {f['case']} | {error} | {f['outcome']} |")
+    k = faults["fault-installer-killed"]
+    L.append(f"\nInstaller killed ({k['attempts_killed']} attempts, each SIGKILLed): "
+             f"\"{k['error']}\".")
+    srv = faults["fault-server-killed"]
+    L.append(f"Image server killed, only URL: failed after {srv['seconds_to_failure']:.1f} s. "
+             f"D-Bus lost: error {faults['fault-dbus-lost']['seconds_to_error'] * 1000:.0f} ms "
+             "after the daemon died.\n")
+    L.append("## Fuzzing, coverage-guided (libFuzzer via `cargo fuzz`, stable toolchain)\n")
+    L.append("`fuzz/run.sh` (in `make test`): targets in `fuzz/src/lib.rs`, seeds in "
+             "`fuzz/corpus/<target>/`, built with SanitizerCoverage and debug assertions "
+             "(`cargo fuzz build --sanitizer none`; see `fuzz/README.md`).\n")
+    L.append("| target | seed files | executions | coverage (edges) | new inputs | seconds | time limit | RSS limit (MiB) | crashes |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    total = 0
+    crashes = 0
+    for name, f in sorted(libfuzzer.items()):
+        total += f["executions"]
+        crashes += f["crashes"]
+        L.append(f"| {name} | {f['seed_files']} | {f['executions']} | {f['coverage']} | "
+                 f"{f['new_inputs']} | {f['seconds']:.1f} | {f['max_total_time']} s | "
+                 f"{f['rss_limit_mb']} | {f['crashes']} |")
+    L.append(f"\nTotal libFuzzer executions: {total}; crashes: {crashes}.\n")
+    L.append("## Fuzzing, seeded mutation loop (every `cargo test`)\n")
+    L.append("`tests/fuzz_parsers.rs`: the same targets, not coverage-guided, fixed seed.\n")
     L.append("| target | corpus files | executions | seconds | crashes |")
     L.append("|---|---|---|---|---|")
     total = 0
@@ -101,7 +139,19 @@ def main():
              "a reboot — the issue's `<host_root>/run/ironic-agent` without changing path "
              "defaults. Without that bind (another runtime) a container restart loses the state "
              "and the agent behaves like IPA (lockdown on `******`).")
-    L.append("- The restart tests assert the token never appears in either run's log.\n")
+    L.append("- The restart tests assert the token never appears in either run's log.")
+    d = secrets["dump-config"]
+    t = secrets["lookup-token"]
+    L.append(f"- `--dump-config` with the token from the "
+             + ", ".join(d["sources"]) + f": token shown {d['leaks']} times "
+             "(`tests/secrets.rs`).")
+    L.append(f"- Lookup handing out a token, agent at `RUST_LOG={t['log_level']}` "
+             f"({t['log_bytes']} bytes of log): token in the agent's log "
+             f"{t['leaks_in_agent_log']} times, in the `collect_system_logs` archive "
+             f"{t['leaks_in_collected_logs']} times (a journal line holding it is "
+             f"redacted to `***`); a wrong token of the same length: HTTP "
+             f"{t['wrong_token_same_length']}. The comparison is `subtle::ConstantTimeEq` "
+             "(`actors/src/api/token.rs`).\n")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(L) + "\n")
     print(f"wrote {OUT}")

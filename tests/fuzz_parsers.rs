@@ -1,5 +1,7 @@
 //! Bounded mutation fuzzing of the parsers that take hostile input, run as an ordinary
-//! test on the stable toolchain (see `fuzz/README.md` for why not libFuzzer here).
+//! test on the stable toolchain. The targets are those of the coverage-guided libFuzzer
+//! run (`fuzz/src/lib.rs`, `fuzz/run.sh`); this loop is the cheap, always-built
+//! complement that replays every corpus file in every `cargo test`.
 //!
 //! Each target starts from its corpus in `fuzz/corpus/<target>/`, mutates it (bit
 //! flips, insertions of interesting bytes, deletions, duplications, splices between
@@ -16,79 +18,10 @@ use std::time::{Duration, Instant};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 
-type Target = fn(&[u8]);
+#[path = "../fuzz/src/lib.rs"]
+mod targets;
 
-fn api_command(data: &[u8]) {
-    use ironic_agent_actors::coordinator::commands;
-    let Ok(body) = serde_json::from_slice::<Value>(data) else {
-        return;
-    };
-    if let Some(name) = body.get("name").and_then(Value::as_str) {
-        let _ = commands::lookup(name);
-    }
-    let params = body.get("params").cloned().unwrap_or(Value::Null);
-    let _ = commands::validate_image_info(params.get("image_info"));
-    let _ = commands::validate_flow(params.get("flow"));
-    if let Some(step) = params.get("step") {
-        let _ = ironic_agent_actors::state::command_label(
-            "deploy.execute_deploy_step",
-            params.as_object().unwrap_or(&serde_json::Map::new()),
-        );
-        let _ = step.get("args");
-    }
-    if let Ok(result) =
-        serde_json::from_value::<ironic_agent_actors::command::CommandResult>(body.clone())
-    {
-        let _ = serde_json::to_vec(&result);
-    }
-}
-
-fn config_ini(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = ironic_agent::config::ini::parse(text, Path::new("fuzz.conf"));
-    }
-}
-
-fn cmdline(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let _ = ironic_agent::config::cmdline::parse(&text);
-}
-
-fn root_device_hints(data: &[u8]) {
-    if let Ok(hints) = serde_json::from_slice::<Value>(data) {
-        let _ = ironic_agent_actors::inspector::root_device::parse_hints(&hints);
-    }
-    let text = String::from_utf8_lossy(data);
-    let _ = ironic_agent_actors::inspector::root_device::parse_spec(&text);
-}
-
-fn installer_progress(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    for line in text.split(['\n', '\r']) {
-        let _ = ironic_agent_actors::installer::coreos::parse_progress(line);
-    }
-}
-
-fn ignition(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let _ = ironic_agent::ignition::decode_data_url(&text);
-    let _ = ironic_agent::ignition::parse_extra_option(&text);
-    let value = serde_json::from_slice::<Value>(data).unwrap_or(Value::String(text.into()));
-    let _ = ironic_agent_actors::installer::coreos::ignition_with_hostname(Some(&value), None);
-    let _ = ironic_agent_actors::installer::coreos::ignition_with_hostname(
-        Some(&value),
-        Some("fuzz-host"),
-    );
-}
-
-const TARGETS: &[(&str, Target)] = &[
-    ("api_command", api_command),
-    ("config_ini", config_ini),
-    ("cmdline", cmdline),
-    ("root_device_hints", root_device_hints),
-    ("installer_progress", installer_progress),
-    ("ignition", ignition),
-];
+use targets::TARGETS;
 
 const INTERESTING: &[&[u8]] = &[
     b"{",
@@ -122,6 +55,9 @@ const INTERESTING: &[&[u8]] = &[
     b"(",
     b")",
     b"#",
+    b" = ",
+    b"*",
+    b"SHA256 (",
 ];
 
 fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {

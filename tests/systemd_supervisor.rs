@@ -6,6 +6,9 @@
 //! Needs root, util-linux `unshare`, systemd and dbus-daemon. Without them
 //! the tests skip locally, but fail under `CI=true`.
 
+#[path = "support/records.rs"]
+mod records;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -846,7 +849,8 @@ async fn bus_dropped_mid_wait_is_an_error_and_the_next_request_reconnects() {
         .await
         .expect("mailbox")
         .expect_err("the bus dropped");
-    eprintln!("bus drop -> error after {:?}: {err}", dropped.elapsed());
+    let error_after = dropped.elapsed();
+    eprintln!("bus drop -> error after {error_after:?}: {err}");
     assert!(
         matches!(
             err,
@@ -879,6 +883,13 @@ async fn bus_dropped_mid_wait_is_an_error_and_the_next_request_reconnects() {
         "the loss is logged once:\n{text}"
     );
     assert!(text.contains("reconnected"), "{text}");
+    records::record(
+        "fault-dbus-lost",
+        &serde_json::json!({"case": "D-Bus daemon killed while a unit is awaited, then back",
+            "error_type": format!("{err:?}").split([' ', '{', '(']).next().unwrap_or_default(),
+            "seconds_to_error": error_after.as_secs_f64(),
+            "outcome": "the wait ends in a clear error; the next request reconnects and succeeds"}),
+    );
 }
 
 #[actix::test]

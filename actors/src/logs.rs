@@ -16,7 +16,7 @@ use base64::Engine as _;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, Secret};
 use crate::errors::AgentError;
 use crate::host::{CommandRunner, CommandSpec};
 use crate::inspector::disks::LSBLK_COLUMNS;
@@ -121,11 +121,13 @@ pub fn build_archive(files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// The secrets never to appear in collected logs: the configured agent token.
-pub fn secrets_of(config: &AgentConfig) -> Vec<String> {
+/// The secrets never to appear in collected logs: the configured agent token and
+/// those learnt at run time (`learnt`: the token received at lookup).
+pub fn secrets_of(config: &AgentConfig, learnt: &[Secret]) -> Vec<String> {
     config
         .agent_token
         .iter()
+        .chain(learnt)
         .map(|token| token.expose().to_string())
         .collect()
 }
@@ -241,6 +243,19 @@ mod tests {
             std::fs::read_to_string(out.path("out/journal")).expect("journal"),
             "container journal\n"
         );
+    }
+
+    #[test]
+    fn secrets_are_the_configured_and_the_learnt_tokens() {
+        let config = AgentConfig {
+            agent_token: Some(Secret::new("configured")),
+            ..AgentConfig::default()
+        };
+        assert_eq!(
+            secrets_of(&config, &[Secret::new("from-lookup")]),
+            vec!["configured".to_string(), "from-lookup".to_string()]
+        );
+        assert!(secrets_of(&AgentConfig::default(), &[]).is_empty());
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod fixture;
 pub mod ironic;
 pub mod loopdisk;
 pub mod systemd;
+pub mod records;

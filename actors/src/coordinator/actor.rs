@@ -61,6 +61,7 @@ pub struct Coordinator {
     api_stop_delay: Duration,
     state: Option<crate::state::StateStore>,
     labels: std::collections::BTreeMap<String, String>,
+    log_secrets: Vec<crate::config::Secret>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -103,6 +104,7 @@ impl Coordinator {
             api_stop_delay: Duration::from_millis(200),
             state: None,
             labels: std::collections::BTreeMap::new(),
+            log_secrets: Vec::new(),
         }
     }
 
@@ -155,6 +157,7 @@ impl Coordinator {
             allowlist: DeviceAllowlist::new(self.config.block_device_allowlist.iter()),
             cached_node: self.cached_node.clone(),
             api_stop_delay: self.api_stop_delay,
+            log_secrets: self.log_secrets.clone(),
         }
     }
 
@@ -525,6 +528,28 @@ impl Handler<CacheNode> for Coordinator {
 
     fn handle(&mut self, msg: CacheNode, _ctx: &mut Self::Context) {
         self.cache_node(msg.node);
+    }
+}
+
+/// Request: redact this secret (the agent token received at lookup) from collected logs.
+#[derive(Debug, Clone)]
+pub struct RedactInLogs(pub crate::config::Secret);
+
+impl Message for RedactInLogs {
+    type Result = ();
+}
+
+impl Handler<RedactInLogs> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: RedactInLogs, _ctx: &mut Self::Context) {
+        let known = self
+            .log_secrets
+            .iter()
+            .any(|s| s.expose() == msg.0.expose());
+        if !msg.0.expose().is_empty() && !known {
+            self.log_secrets.push(msg.0);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use actix::Recipient;
 use serde_json::{json, Map, Value};
 
 use crate::api::StopServing;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, Secret};
 use crate::coordinator::Peers;
 use crate::errors::{AgentError, StepKind};
 use crate::hardware::{ManagerSet, StepContext};
@@ -127,6 +127,8 @@ pub struct ExecEnv {
     pub cached_node: Option<Value>,
     /// How long after a rescue/lockdown response the API is stopped.
     pub api_stop_delay: Duration,
+    /// Secrets learnt at run time (the lookup's agent token), redacted from collected logs.
+    pub log_secrets: Vec<Secret>,
 }
 
 impl std::fmt::Debug for ExecEnv {
@@ -409,7 +411,7 @@ pub fn execute(
                     &paths.host_root,
                     &paths.proc_root,
                     env.runner.as_ref(),
-                    &crate::logs::secrets_of(&env.config),
+                    &crate::logs::secrets_of(&env.config, &env.log_secrets),
                 )
                 .await?;
                 Ok(json!({ "system_logs": archive }))

@@ -11,6 +11,7 @@ pub mod registry;
 
 pub use actor::{
     ApplyLookupConfig, AttachApiControl, CacheNode, Coordinator, DrainCommands,
-    EnableStatePersistence, GetCachedNode, GetCommand, ListCommands, Peers, ProbeAll, RunCommand,
+    EnableStatePersistence, GetCachedNode, GetCommand, ListCommands, Peers, ProbeAll, RedactInLogs,
+    RunCommand,
 };
 pub use commands::rescued_marker_path;

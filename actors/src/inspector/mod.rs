@@ -101,7 +101,7 @@ impl InventorySources {
             lldp_timeout: std::time::Duration::from_secs_f64(config.lldp_timeout.max(0.0)),
             dhcp_wait_timeout: std::time::Duration::from_secs(config.inspection_dhcp_wait_timeout),
             dhcp_all_interfaces: config.inspection_dhcp_all_interfaces,
-            log_secrets: crate::logs::secrets_of(config),
+            log_secrets: crate::logs::secrets_of(config, &[]),
             managers: collectors::managers(&crate::hardware::ManagerSet::standard(config)),
         }
     }

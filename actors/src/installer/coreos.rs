@@ -537,13 +537,13 @@ impl CoreosInstaller {
                 return Err(self.missing_installer());
             }
             tracing::error!(
-                "coreos-installer failed with code {} (attempt {attempt} of {})",
-                exit.returncode(),
+                "coreos-installer failed with {} (attempt {attempt} of {})",
+                exit.describe(),
                 self.install_attempts
             );
             last_error = format!(
-                "coreos-installer failed with code {}: {last_line}",
-                exit.returncode()
+                "coreos-installer failed with {}: {last_line}",
+                exit.describe()
             );
         }
         let Some((attempts, last_line)) = succeeded else {

@@ -47,6 +47,20 @@ impl StreamedExit {
             (None, None) => -1,
         }
     }
+
+    /// `code <returncode>`, plus the signal's name for a signalled child
+    /// (`code -9 (killed by signal SIGKILL)`).
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (None, Some(signal)) => {
+                let name = nix::sys::signal::Signal::try_from(signal)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| signal.to_string());
+                format!("code {} (killed by signal {name})", self.returncode())
+            }
+            _ => format!("code {}", self.returncode()),
+        }
+    }
 }
 
 /// Splits a byte stream into lines at `\n` and `\r`, keeping a partial tail.
@@ -187,6 +201,25 @@ where
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn exits_are_described_with_the_signal_name() {
+        let exited = StreamedExit {
+            code: Some(3),
+            ..StreamedExit::default()
+        };
+        assert_eq!(exited.describe(), "code 3");
+        let killed = StreamedExit {
+            signal: Some(9),
+            ..StreamedExit::default()
+        };
+        assert_eq!(killed.describe(), "code -9 (killed by signal SIGKILL)");
+        let segv = StreamedExit {
+            signal: Some(11),
+            ..StreamedExit::default()
+        };
+        assert_eq!(segv.describe(), "code -11 (killed by signal SIGSEGV)");
+    }
 
     fn sh(script: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("sh");

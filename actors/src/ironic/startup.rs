@@ -14,7 +14,7 @@ use super::tls;
 use super::token::{self, TokenDecision};
 use crate::api::{ApiServer, ApplyTlsSettings, InstallAgentToken, StartServing, TlsFiles};
 use crate::config::{AgentConfig, Secret};
-use crate::coordinator::{ApplyLookupConfig, CacheNode, Coordinator};
+use crate::coordinator::{ApplyLookupConfig, CacheNode, Coordinator, RedactInLogs};
 use crate::inspector::{
     CollectInspectionData, CollectInventory, HardwareInspector, Inventory, SetSkipBmcDetect,
 };
@@ -312,6 +312,13 @@ pub async fn run(
             return Ok(StartupOutcome::Lockdown);
         }
     };
+
+    // Both the token in use and one Ironic sent (even ignored) stay out of collected logs.
+    let sent = found.config.agent_token.as_ref();
+    let sent = sent.filter(|secret| secret.expose() != token::REDACTED_TOKEN);
+    for secret in token.iter().chain(sent) {
+        peers.coordinator.send(RedactInLogs(secret.clone())).await?;
+    }
 
     let mut node = found.node.clone();
     if found.config.agent_skip_bmc_detect == Some(true) {

@@ -76,6 +76,15 @@ impl Drop for Block {
     }
 }
 
+/// Whether an I/O error means the device refuses writes (read-only, not permitted):
+/// retrying the download cannot help.
+pub fn is_write_refused(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EROFS | libc::EPERM | libc::EACCES)
+    )
+}
+
 struct Writer {
     file: File,
     path: PathBuf,
@@ -288,6 +297,12 @@ pub async fn stream_body(
         Ok(bytes) => bytes,
         Err(err) if is_no_space(&err) => {
             return Err(Failure::Stop(failures::image_out_of_space(image_id, err)))
+        }
+        Err(err) if is_write_refused(&err) => {
+            return Err(Failure::Stop(failures::image_write(
+                &device,
+                format!("the device refuses writes: {err}"),
+            )))
         }
         Err(err) => return Err(Failure::Retry(failures::image_write(&device, err))),
     };
