@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr};
 use ironic_agent_actors::config::{AgentConfig, HostPaths};
-use ironic_agent_actors::errors::{AgentError, StepKind};
-use ironic_agent_actors::hardware::{StepError, StepResult};
+use ironic_agent_actors::hardware::StepResult;
 use ironic_agent_actors::host::ProcessRunner;
-use ironic_agent_actors::installer::{InstallerRunner, RunStep};
+use ironic_agent_actors::installer::InstallerRunner;
 use serde_json::{json, Map, Value};
 use steps_support::*;
 
@@ -41,38 +40,6 @@ async fn run_step(
     node: Value,
 ) -> StepResult {
     run_step_on(addr, step, args, node, None).await
-}
-
-/// Runs a step that writes an OS image onto `device`, as the inspector chose it.
-async fn run_step_on(
-    addr: &Addr<InstallerRunner>,
-    step: &str,
-    args: Value,
-    node: Value,
-    device: Option<&str>,
-) -> StepResult {
-    let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
-    addr.send(RunStep {
-        step: step.into(),
-        kind: Some(StepKind::Clean),
-        args,
-        node,
-        ports: json!([]),
-        install_device: device.map(str::to_string),
-    })
-    .await
-    .expect("installer mailbox")
-}
-
-fn agent_err(result: StepResult) -> AgentError {
-    match result {
-        Err(StepError::Agent(err)) => err,
-        other => panic!("expected an agent error, got {other:?}"),
-    }
-}
-
-fn zeros(len: usize) -> String {
-    sha256(&vec![0u8; len])
 }
 
 // --- erase_devices_metadata --------------------------------------------------------

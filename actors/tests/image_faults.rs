@@ -17,11 +17,10 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr};
 use ironic_agent_actors::config::{AgentConfig, HostPaths};
-use ironic_agent_actors::errors::{AgentError, StepKind};
-use ironic_agent_actors::hardware::{StepError, StepResult};
+use ironic_agent_actors::hardware::StepResult;
 use ironic_agent_actors::host::ProcessRunner;
-use ironic_agent_actors::installer::{InstallerRunner, RunStep};
-use serde_json::{json, Map, Value};
+use ironic_agent_actors::installer::InstallerRunner;
+use serde_json::json;
 use steps_support::*;
 
 const MIB: u64 = 1024 * 1024;
@@ -38,8 +37,10 @@ fn installer(dir: &Path, disk: &LoopDev, retries: u32) -> Addr<InstallerRunner> 
     InstallerRunner::new(config, Arc::new(ProcessRunner::default())).start()
 }
 
+/// `write_image` of `image` onto `device` (as the inspector would have chosen it).
 async fn write_image(
     addr: &Addr<InstallerRunner>,
+    device: &str,
     id: &str,
     urls: &[String],
     image: &[u8],
@@ -47,30 +48,14 @@ async fn write_image(
     let info = json!({"id": id, "urls": urls, "os_hash_algo": "sha256",
         "os_hash_value": sha256(image), "disk_format": "raw", "container_format": "bare",
         "stream_raw_images": true, "image_type": "whole-disk"});
-    let args: Map<String, Value> = json!({"image_info": info, "configdrive": null})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    addr.send(RunStep {
-        step: "write_image".into(),
-        kind: Some(StepKind::Deploy),
-        args,
-        node: json!({}),
-        ports: json!([]),
-    })
+    run_step_on(
+        addr,
+        "write_image",
+        json!({"image_info": info, "configdrive": null}),
+        json!({}),
+        Some(device),
+    )
     .await
-    .expect("installer mailbox")
-}
-
-fn agent_err(result: StepResult) -> AgentError {
-    match result {
-        Err(StepError::Agent(err)) => err,
-        other => panic!("expected an agent error, got {other:?}"),
-    }
-}
-
-fn zeros(len: usize) -> String {
-    sha256(&vec![0u8; len])
 }
 
 /// A tmpfs of `size` mounted on `dir/mnt`; unmounted on drop (after the loop device).
@@ -133,7 +118,7 @@ async fn disk_full_mid_write_is_one_out_of_space_error_and_not_retried() {
     let server = TestServer::start();
     let image = pseudo_random(12 * MIB as usize, 41);
     let url = server.route("/full.raw", Behaviour::Ok(Arc::new(image.clone())));
-    let err = agent_err(write_image(&addr, "full", &[url], &image).await);
+    let err = agent_err(write_image(&addr, &disk.dev(), "full", &[url], &image).await);
     assert_eq!(err.error_type, "ImageDownloadOutofSpaceError", "{err:?}");
     assert!(err.details.contains("No space left"), "{}", err.details);
     assert_eq!(
@@ -154,7 +139,7 @@ async fn disk_full_mid_write_is_one_out_of_space_error_and_not_retried() {
 }
 
 #[actix_rt::test]
-async fn read_only_device_is_never_chosen_and_nothing_is_downloaded() {
+async fn read_only_device_is_refused_before_any_download() {
     if !loop_devices_usable() {
         return;
     }
@@ -165,8 +150,11 @@ async fn read_only_device_is_never_chosen_and_nothing_is_downloaded() {
     let server = TestServer::start();
     let image = pseudo_random(2 * MIB as usize, 43);
     let url = server.route("/ro.raw", Behaviour::Ok(Arc::new(image.clone())));
-    let err = agent_err(write_image(&addr, "ro", &[url], &image).await);
-    assert_eq!(err.error_type, "DeviceNotFound", "{err:?}");
+    let err = agent_err(write_image(&addr, &disk.dev(), "ro", &[url], &image).await);
+    // The inspector never offers a read-only disk; should one be handed over anyway,
+    // the installer refuses it before downloading anything.
+    assert_eq!(err.error_type, "ImageWriteError", "{err:?}");
+    assert!(err.details.contains("read-only"), "{err:?}");
     assert_eq!(server.hits("/ro.raw"), 0);
     assert_eq!(disk.sha256(None), zeros(16 * MIB as usize));
     records::record(
@@ -208,7 +196,7 @@ async fn device_turning_read_only_mid_write_is_one_write_error_and_not_retried()
         }
         None
     });
-    let err = agent_err(write_image(&addr, "turned-ro", &[url], &image).await);
+    let err = agent_err(write_image(&addr, &disk.dev(), "turned-ro", &[url], &image).await);
     let read_only = flip.join().expect("setro");
     assert!(
         read_only.is_some(),
@@ -296,6 +284,7 @@ async fn image_server_killed_mid_body_is_retried_on_the_next_url_and_succeeds() 
     let mirror_url = mirror.route("/disk.raw", Behaviour::Ok(Arc::new(image.clone())));
     let result = write_image(
         &addr,
+        &disk.dev(),
         "killed-then-mirror",
         &[dying_url, mirror_url],
         &image,
@@ -334,7 +323,7 @@ async fn image_server_killed_mid_body_with_no_other_url_fails_clearly_after_the_
     std::fs::write(&file, &image).expect("image");
     let (mut dying, url) = dying_server(&file, 2 * MIB as usize);
     let started = std::time::Instant::now();
-    let err = agent_err(write_image(&addr, "killed", &[url], &image).await);
+    let err = agent_err(write_image(&addr, &disk.dev(), "killed", &[url], &image).await);
     let _ = dying.kill();
     let _ = dying.wait();
     assert_eq!(err.error_type, "ImageDownloadError", "{err:?}");

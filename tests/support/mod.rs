@@ -7,5 +7,5 @@ pub mod conductor;
 pub mod fixture;
 pub mod ironic;
 pub mod loopdisk;
-pub mod systemd;
 pub mod records;
+pub mod systemd;

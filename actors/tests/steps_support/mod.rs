@@ -10,6 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix::Addr;
+use ironic_agent_actors::errors::{AgentError, StepKind};
+use ironic_agent_actors::hardware::{StepError, StepResult};
+use ironic_agent_actors::installer::{InstallerRunner, RunStep};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Whether the loop-device tests can run; in CI they must (a panic, never a skip).
@@ -348,4 +353,38 @@ fn send_status(stream: &mut TcpStream, code: u16) -> bool {
         body.len()
     );
     stream.write_all(head.as_bytes()).is_ok()
+}
+
+/// Runs a step that writes an OS image onto `device`, as the inspector chose it.
+pub async fn run_step_on(
+    addr: &Addr<InstallerRunner>,
+    step: &str,
+    args: Value,
+    node: Value,
+    device: Option<&str>,
+) -> StepResult {
+    let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
+    addr.send(RunStep {
+        step: step.into(),
+        kind: Some(StepKind::Clean),
+        args,
+        node,
+        ports: json!([]),
+        install_device: device.map(str::to_string),
+    })
+    .await
+    .expect("installer mailbox")
+}
+
+/// The agent error of a failed step; panics on anything else.
+pub fn agent_err(result: StepResult) -> AgentError {
+    match result {
+        Err(StepError::Agent(err)) => err,
+        other => panic!("expected an agent error, got {other:?}"),
+    }
+}
+
+/// The sha256 of `len` zero bytes (a scrubbed or untouched device).
+pub fn zeros(len: usize) -> String {
+    sha256(&vec![0u8; len])
 }
