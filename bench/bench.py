@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Side-by-side benchmarks: our agent vs ironic-python-agent 13.0.0 (issue 11).
 
-Both agents run standalone, confined by bench/sandbox/run.sh, listening on
-127.0.0.1 only. Runs alternate between the two agents so that load on a
-shared machine hits both alike; every ratio compares figures of this run.
-Writes the report (default BENCHMARKS.md). Python 3 standard library only;
-`wrk` (Debian package) for throughput. See bench/README.md.
+Every agent runs confined by bench/sandbox/run.sh, listening on 127.0.0.1
+only. Runs alternate between the agents so that load on a shared machine hits
+both alike; every ratio compares figures of this run. Standalone figures here
+(cold start, RSS, inventory, wrk); the image stream (stream.py), the assisted
+agent exit against a real systemd (assisted.py) and a deploy through the real
+Ironic conductor (deploy.py) in their modules. Writes the report (default
+BENCHMARKS.md). Python 3 standard library only; `wrk` for throughput. See
+bench/README.md.
 """
 import argparse
 import os
@@ -500,6 +503,8 @@ BENCHES = ("starts", "http", "stream", "assisted", "deploy")
 
 
 def main():
+    # The same caches as the Makefile's (IPA venv, Ironic venv, the image).
+    os.environ.setdefault("IRONIC_AGENT_CACHE", "/var/cache/ironic-agent")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--agent", help="the ironic-agent build under test (a binary); "
                    "default target/release/ironic-agent")

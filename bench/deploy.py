@@ -114,7 +114,9 @@ def bench_deploy(agents, runs, log):
         if out.returncode != 0:
             res["why"] = "tests/harness/ironic/setup.sh failed: " + out.stderr.strip()[-300:]
             return res
+        t = time.time()
         ironic = Ironic(os.path.join(work, "ironic"))
+        log(f"  Ironic 39 up on {ironic.url} in {time.time() - t:.1f} s")
         mac = host_mac()
         steps = {"deploy_steps": [{"interface": "deploy", "step": "test_sleep",
                                    "priority": 80, "args": {"seconds": STEP_SECONDS}}]}
@@ -130,9 +132,11 @@ def bench_deploy(agents, runs, log):
                     r["error"] = "no command for a deploy: AGENT_CMD gives a standalone " \
                         "command only (use --agent with an ironic-agent build)"
                     continue
+                t = time.time()
                 node = ironic.available_node(f"bench-{i}-{len(r['wall'])}-{port}", mac)
                 ironic.provision(node, "active", steps)
                 ironic.wait(node, "wait call-back")
+                prep = time.time() - t
                 run = Running(a, spec[0], port, spec[1])
                 try:
                     ironic.wait(node, "active", timeout=180)
@@ -141,12 +145,15 @@ def bench_deploy(agents, runs, log):
                     r["wall"].append(wall)
                     r["cpu"].append(cpu)
                     log(f"  deploy {i + 1}/{runs} {a.label}: agent start → active "
-                        f"{wall:.2f} s, CPU {cpu:.2f} s")
+                        f"{wall:.2f} s, CPU {cpu:.2f} s (node ready for it in {prep:.1f} s)")
                 except RuntimeError as err:
                     r["error"] = f"{err}"[:300]
                     log(f"  deploy {i + 1}/{runs} {a.label}: failed: {err}; agent log tail:\n"
                         + run.read("agent.log")[-1500:])
                 finally:
+                    if os.environ.get("BENCH_KEEP_LOGS"):   # debugging aid
+                        shutil.copy(os.path.join(run.dir, "agent.log"),
+                                    f"/tmp/bench-deploy-{a.kind}-{i}.log")
                     run.stop()
                     r["shims"] += run.shims
                     ironic.delete(node)
