@@ -11,6 +11,7 @@ BENCHMARKS.md). Python 3 standard library only; `wrk` for throughput. See
 bench/README.md.
 """
 import argparse
+import json
 import os
 import platform
 import re
@@ -36,7 +37,11 @@ def inventory(port):
     status, body = request(port, "POST", f"/v1/commands/?wait=true&agent_token={TOKEN}",
                            {"name": "poll.get_hardware_info", "params": {}})
     dt = time.time() - t
-    if status == 200 and b'"SUCCEEDED"' in body and b'"command_result": null' not in body:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    if status == 200 and doc.get("command_status") == "SUCCEEDED" and doc.get("command_result"):
         return dt, None
     return None, command_error(status, body)
 
@@ -358,11 +363,17 @@ def size_rows(args, ours, base):
 
 
 def python_runtime_bytes(venv):
-    """The interpreter, its shared library and standard library the venv runs on."""
+    """The interpreter the venv runs on: its executable, libpython and standard
+    library, without site-packages, the test suite and config-* (static library
+    and build files)."""
     real = os.path.realpath(os.path.join(venv, "bin", "python"))
-    out = subprocess.run([real, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    total = os.path.getsize(real) + du_bytes(out)
+    stdlib = subprocess.run([real, "-c", "import sysconfig; "
+                             "print(sysconfig.get_paths()['stdlib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(["du", "-sb", "--exclude=site-packages", "--exclude=dist-packages",
+                          "--exclude=test", "--exclude=config-*", stdlib],
+                         capture_output=True, text=True, check=True)
+    total = os.path.getsize(real) + int(out.stdout.split()[0])
     for line in subprocess.run(["ldd", real], capture_output=True, text=True).stdout.splitlines():
         if "libpython" in line and "=>" in line:
             total += os.path.getsize(os.path.realpath(line.split("=>")[1].split()[0]))
@@ -399,8 +410,9 @@ def report(args, agents, res, began, load_start, log_lines):
     if args.note:
         lines += [f"> **{args.note}**", ""]
     lines += [
-        f"- date: {began:%Y-%m-%d %H:%M} UTC (took {(now - began).total_seconds():.0f} s "
-        f"in bench.py)",
+        f"- date: {began:%Y-%m-%d %H:%M} UTC; took {(now - began).total_seconds():.0f} s in "
+        "bench.py" + (f", {now.timestamp() - args.run_started:.0f} s for the whole `make "
+                      "bench` (set-up and builds included)" if args.run_started else ""),
         f"- git revision: {git_revision()}",
         f"- machine: {machine()}; load average at the start: {loads(load_start)}, at the "
         f"end: {loads(os.getloadavg())}",
@@ -477,8 +489,10 @@ def report(args, agents, res, began, load_start, log_lines):
         "with `bench/ipa_hwm` on PYTHONPATH (a hardware manager with the same step).",
         "- sizes: our binary as built; our image from `container/build-image.sh` (what "
         "`make image` runs; podman's image size); IPA: `du -sb` of its venv, and that plus "
-        "the Python interpreter, libpython and standard library it runs on (the OS "
-        "packages IPA calls, e.g. parted, lshw, are not counted for either).",
+        "the Python it runs on (the interpreter, libpython, and the standard library "
+        "without site-packages, test suite and config-*). Our image holds the binary, "
+        "the C libraries it links, `chroot` and a few files in /etc; OS packages that "
+        "either agent calls (parted, lsblk, lshw, …) are counted for neither.",
         "",
         "## Log of this run",
         "",
@@ -526,6 +540,8 @@ def main():
         help="where the 2 GiB image is kept between runs")
     p.add_argument("--disk-dir", default="/var/tmp",
                    help="directory on a disk for the loop device's backing file")
+    p.add_argument("--run-started", type=float, default=None,
+                   help="epoch seconds when `make bench` started (run.sh passes it)")
     p.add_argument("--image-bytes", type=int, default=None)
     p.add_argument("--image-skip-reason", default=None)
     p.add_argument("--note", default=os.environ.get("BENCH_NOTE"),

@@ -10,6 +10,7 @@ node up, heartbeats, runs the step; Ironic finishes the deploy. Ours has the
 step through IRONIC_AGENT_ENABLE_TEST_MANAGER=1, IPA through
 bench/ipa_hwm (an extra hardware manager with the same step).
 """
+import http.client
 import json
 import os
 import shutil
@@ -39,7 +40,6 @@ class Ironic:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def call(self, method, path, body=None):
-        import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request(method, path, body=json.dumps(body) if body is not None else None,

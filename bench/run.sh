@@ -10,6 +10,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
+started=$EPOCHREALTIME   # the report gives the whole run's duration
 
 # wrk: throughput; parted: IPA checks the partition table after writing an image.
 missing=()
@@ -23,7 +24,7 @@ fi
 venv=$(bash bench/setup-ipa.sh)
 bash tests/harness/ironic/setup.sh >&2   # the conductor of the deploy benchmark
 
-args=(--ipa-venv "$venv")
+args=(--ipa-venv "$venv" --run-started "$started")
 if [[ -z ${AGENT_CMD:-} ]]; then
     cargo build -j"${JOBS:-2}" --release --bin ironic-agent
     bin=$repo/target/release/ironic-agent
