@@ -76,7 +76,7 @@ def run_wrk(port, path, seconds):
 
 def bench_starts(agents, runs, log):
     """Cold start, idle RSS, inventory latency and RSS after it, per agent."""
-    res = {a.label: {"cold": [], "spawn": [], "cpu": [], "idle_rss": [], "inv": [],
+    res = {a.label: {"cold": [], "spawn": [], "cpu": [], "idle_rss": [], "idle_anon": [], "inv": [],
                      "inv_warm": [], "hwm": [], "inv_error": None, "shims": []}
            for a in agents}
     for i in range(runs):
@@ -92,6 +92,7 @@ def bench_starts(agents, runs, log):
                 r["cpu"].append(cpu_seconds(pid))
                 time.sleep(SETTLE_S)
                 r["idle_rss"].append(proc_status(pid, "VmRSS"))
+                r["idle_anon"].append(proc_status(pid, "RssAnon"))
                 for key in ("inv", "inv_warm"):
                     dt, err = inventory(run.port)
                     if err:
@@ -234,6 +235,9 @@ def start_rows(o, b):
                   ms(b["cpu"]), "ms", digits=0),
         ratio_row("idle RSS after start (VmRSS)", summary(o["idle_rss"]),
                   summary(b["idle_rss"]), "MiB", 1 / 10),
+        ratio_row("… of which private (RssAnon; the rest are pages of the executable and "
+                  "libraries, shared with the page cache)", summary(o["idle_anon"]),
+                  summary(b["idle_anon"]), "MiB", digits=2),
     ]
     failed = [r["inv_error"] for r in (o, b) if r["inv_error"]]
     if failed:
@@ -291,15 +295,16 @@ def stream_rows(res, ours, base):
         cells = [fmt(x, "MB/s", 0) if x else f"failed: `{errors.get(a.label, '?')[:200]}`"
                  for x, a in ((o, ours), (b, base))]
         rows.insert(0, f"| {name} | {cells[0]} | {cells[1]} | | > IPA | |")
-    pct = []
-    for x in (o, b):
-        if x and limit:
-            pct.append(f"{x[0] / limit[0] * 100:.0f} %")
-        else:
-            pct.append("—")
-    verdict = ("met" if o and limit and o[0] / limit[0] >= 0.9 else "**not met**") if o else ""
-    rows.insert(1, f"| … as % of the limit (medians) | {pct[0]} | {pct[1]} | | ≥ 90 % | "
-                   f"{verdict} |")
+    # Pairwise: each agent's write against the limit of the same round (the disk's
+    # speed drifts on a shared machine), then the median of those ratios.
+    pct = {}
+    for label, x in ((ours.label, o), (base.label, b)):
+        pairs = [res["limit"][i] / t for i, t in res["rounds"].get(label, [])]
+        pct[label] = summary([100 * p for p in pairs]) if x and pairs else None
+    po, pb = pct[ours.label], pct[base.label]
+    verdict = ("met" if po[0] >= 90 else "**not met**") if po else ""
+    rows.insert(1, f"| … as % of the limit (per round: limit time ÷ agent time) | "
+                   f"{fmt(po, '%', 0)} | {fmt(pb, '%', 0)} | | ≥ 90 % | {verdict} |")
     bad = [label for label, ok in res["verified"].items() if not ok]
     if bad:
         rows.append(f"| device content after the first write | **differs from the image** "

@@ -204,7 +204,7 @@ def bench_stream(agents, runs, cache_dir, disk_dir, log):
     url = server.url("/image.raw")
     loop = None
     running = {}
-    res = {"limit": [], "server": [], "errors": {}, "verified": {}, "shims": {}}
+    res = {"limit": [], "server": [], "errors": {}, "verified": {}, "shims": {}, "rounds": {}}
     for a in agents:
         res[a.label] = []
     try:
@@ -240,6 +240,7 @@ def bench_stream(agents, runs, cache_dir, disk_dir, log):
                         log(f"  stream {i + 1}/{runs} {name}: failed: {err}")
                         continue
                     res[name].append(dt)
+                    res["rounds"].setdefault(name, []).append((i, dt))
                 if name not in res["verified"]:
                     res["verified"][name] = loop.sha256_of_body() == body_digest
                 log(f"  stream {i + 1}/{runs} {name}: {IMAGE_BYTES / dt / 1e6:,.0f} MB/s "
