@@ -602,8 +602,12 @@ def main():
             if ours.kind == "cmd":
                 res["stream"] = {"why": "AGENT_CMD gives no way to pass the allow-list"}
             else:
-                res["stream"] = stream.bench_stream(agents, args.runs, args.cache_dir,
-                                                    args.disk_dir, log)
+                try:
+                    res["stream"] = stream.bench_stream(agents, args.runs, args.cache_dir,
+                                                        args.disk_dir, log)
+                except (OSError, RuntimeError, subprocess.CalledProcessError) as err:
+                    log(f"  image stream failed: {err}")
+                    res["stream"] = {"why": f"failed: {str(err)[:300]}"}
         if "assisted" in only:
             log(f"assisted agent exit ({args.runs} samples)")
             res["assisted"] = assisted.bench_assisted(ours, args.runs, log)

@@ -14,6 +14,7 @@ import http.server
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -169,8 +170,18 @@ def detach_all():
 def curl_dd(url, dev):
     """The limit: `curl -s URL | dd of=DEV bs=4M oflag=direct` (seconds)."""
     t = time.time()
-    subprocess.run(f"curl -sf {url} | dd of={dev} bs=4M oflag=direct iflag=fullblock "
-                   f"status=none", shell=True, check=True, executable="/bin/bash")
+    # Own process group, so that an interrupt ends curl and dd too, not just bash.
+    pipeline = subprocess.Popen(f"set -o pipefail; curl -sf {url} | dd of={dev} bs=4M "
+                                f"oflag=direct iflag=fullblock status=none", shell=True,
+                                executable="/bin/bash", start_new_session=True)
+    try:
+        rc = pipeline.wait()
+    except BaseException:
+        os.killpg(pipeline.pid, signal.SIGKILL)
+        pipeline.wait()
+        raise
+    if rc != 0:
+        raise RuntimeError(f"curl | dd to {dev} failed ({rc})")
     return time.time() - t
 
 
