@@ -22,8 +22,9 @@ import time
 from datetime import datetime, timezone
 
 sys.dont_write_bytecode = True   # no __pycache__ in the work tree
-from common import (REPO, TOKEN, Agent, Running, cleanup, command_error, cpu_seconds,  # noqa: E402
-                    fmt, free_port, proc_status, request, shown, summary, wait_ready)
+from common import (OURS_DEPLOY_CONF, REPO, TOKEN, Agent, Running,  # noqa: E402
+                    cleanup, command_error, cpu_seconds, fmt, free_port, proc_status,
+                    request, shown, summary, wait_ready)
 import assisted  # noqa: E402
 import deploy  # noqa: E402
 import stream  # noqa: E402
@@ -448,6 +449,15 @@ def report(args, agents, res, began, load_start, log_lines):
         "- agent under test, standalone: `" + shown(ours.standalone("{port}")) + "`"
         + ours_version(ours),
         "- baseline, standalone: `" + shown(base.standalone("{port}")) + "`",
+    ]
+    for role, a in (("agent under test", ours), ("baseline", base)):
+        spec = a.with_ironic("{port}", "{ironic_url}", "{dir}", write_conf=False)
+        if spec:
+            env = " ".join(f"{k}={shown([v])}" for k, v in spec[1].items())
+            conf = (" (`{dir}/agent.conf`: `" + OURS_DEPLOY_CONF.replace("\n", " ").strip()
+                    + "`)") if a.kind == "ironic-agent" else ""
+            lines.append(f"- {role}, deploy through Ironic: `{env} {shown(spec[0])}`{conf}")
+    lines += [
         f"- cold start: spawn, then `GET /v1/status` every 5 ms until 200; measured from the "
         "sandbox's timestamp just before it starts the agent (the second row from spawning "
         "the sandbox). CPU time: the agent process's threads "
@@ -464,7 +474,9 @@ def report(args, agents, res, began, load_start, log_lines):
         f"with `sendfile`, written to `{st.get('device', '/dev/loopN')}` = `losetup -f "
         "--direct-io=on` over a sparse 5 GiB file on the disk (IPA only picks a disk of "
         "≥ 4 GiB). Per run, in rotating order: the limit `curl -sf URL | dd of=DEV bs=4M "
-        "oflag=direct iflag=fullblock`; each agent's `POST /v1/commands/?wait=true` "
+        "oflag=direct iflag=fullblock` (one 4 MiB write in flight at a time: a reference, "
+        "not a ceiling; an agent that overlaps download, hashing and writing can pass it); "
+        "each agent's `POST /v1/commands/?wait=true` "
         "`standby.prepare_image` with `image_info` {urls, disk_format raw, "
         "stream_raw_images true, os_hash_algo sha256, os_hash_value} (a new image id per "
         "run), timed from the request to the SUCCEEDED answer. One unmeasured warm-up write "

@@ -20,6 +20,7 @@ IPA_LAUNCHER = os.path.join(HERE, "ipa-standalone.sh")
 IPA_HWM = os.path.join(HERE, "ipa_hwm")   # the bench's extra IPA hardware manager
 POLL_S = 0.005           # readiness poll interval
 START_TIMEOUT_S = 60
+OURS_DEPLOY_CONF = "[DEFAULT]\nenable_auto_tls = False\nlookup_interval = 1\n"
 
 
 # ---------------------------------------------------------------- agents --
@@ -52,13 +53,15 @@ class Agent:
         return argv if os.path.realpath(argv[0]) == os.path.realpath(SANDBOX) \
             else [SANDBOX] + argv
 
-    def with_ironic(self, port, api_url, workdir):
+    def with_ironic(self, port, api_url, workdir, write_conf=True):
         """argv and extra environment of the agent looking up and heartbeating to
-        Ironic at api_url, with the deploy step `test_sleep`; None for "cmd"."""
+        Ironic at api_url, with the deploy step `test_sleep`; None for "cmd".
+        Ours reads workdir/agent.conf (written unless write_conf is false)."""
         if self.kind == "ironic-agent":
             conf = os.path.join(workdir, "agent.conf")
-            with open(conf, "w") as f:
-                f.write("[DEFAULT]\nenable_auto_tls = False\nlookup_interval = 1\n")
+            if write_conf:
+                with open(conf, "w") as f:
+                    f.write(OURS_DEPLOY_CONF)
             return ([SANDBOX, self.target, "--config-file", conf, "--api-url", api_url,
                      "--listen-host", "127.0.0.1", "--listen-port", str(port),
                      "--advertise-host", "127.0.0.1", "--advertise-port", str(port),
