@@ -1,8 +1,10 @@
-"""Runs ironic-python-agent 13.0.0 in standalone mode (no lookup, no heartbeat).
+"""Runs ironic-python-agent 13.0.0 in standalone mode (no lookup, no heartbeat),
+or, with --bench-lookup first, looking up and heartbeating to --api_url.
 
 IPA's CLI has no --standalone switch: like IPA's own functional tests, build
 the agent object with standalone=True. Takes IPA's usual oslo.config options.
-Only ever started through bench/ipa-standalone.sh (inside the sandbox).
+Only ever started inside bench/sandbox/run.sh (bench/ipa-standalone.sh, or
+bench/common.py for the deploy through a conductor).
 """
 import sys
 
@@ -17,8 +19,12 @@ CONF = cfg.CONF
 def main():
     # As ironic_python_agent.cmd.agent.run(), minus copy_config_from_vmedia()
     # (it probes and mounts virtual-media devices).
+    args = sys.argv[1:]
+    standalone = not (args and args[0] == "--bench-lookup")
+    if not standalone:
+        args = args[1:]
     log.register_options(CONF)
-    CONF(args=sys.argv[1:], project="ironic-python-agent", default_config_files=[])
+    CONF(args=args, project="ironic-python-agent", default_config_files=[])
     log.setup(CONF, "ironic-python-agent")
     agent.IronicPythonAgent(
         CONF.api_url,
@@ -29,7 +35,7 @@ def main():
         CONF.network_interface,
         CONF.lookup_timeout,
         CONF.lookup_interval,
-        True,  # standalone
+        standalone,
         CONF.agent_token,
         CONF.hardware_initialization_delay,
         CONF.advertise_protocol,

@@ -337,7 +337,7 @@ async fn caller_timeout_is_an_error_not_a_hang() {
 
 /// Seven units in a row, each followed to its end with its real exit status; the
 /// exit → outcome latency is printed, not asserted (a loaded CI machine would make
-/// such an assertion flaky): `bench/assisted-exit.py` measures it through the API.
+/// such an assertion flaky): `bench/assisted.py` (`make bench`) measures it through the API.
 #[actix::test]
 async fn consecutive_units_are_each_followed_to_their_own_end() {
     if !prerequisites() {

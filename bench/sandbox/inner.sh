@@ -27,8 +27,26 @@ mount --bind "$real_ip" "$D/ip.real"
 export BENCH_SANDBOX_IP=$D/ip.real
 mount --bind "$S/ip" "$real_ip"
 
-# Disks: a private /dev without any block device.
+# Disks: a private /dev without any block device, except the loop devices
+# named in BENCH_SANDBOX_BLOCK_DEVICES (the image-stream benchmark's own), and
+# then `lsblk` lists only those (shims/lsblk).
+blockdevs=()
+for dev in ${BENCH_SANDBOX_BLOCK_DEVICES:-}; do
+    [[ $dev =~ ^/dev/loop[0-9]+$ && -b $dev ]] || { echo "sandbox: refusing block device '$dev' (only /dev/loopN)" >&2; exit 2; }
+    blockdevs+=("$dev $((0x$(stat -c %t "$dev"))) $((0x$(stat -c %T "$dev")))")
+done
+if ((${#blockdevs[@]})); then
+    real_lsblk=$(readlink -f "$(command -v lsblk)")
+    touch "$D/lsblk.real"
+    mount --bind "$real_lsblk" "$D/lsblk.real"
+    export BENCH_SANDBOX_LSBLK=$D/lsblk.real
+    mount --bind "$S/lsblk" "$real_lsblk"
+fi
 mount -t tmpfs -o mode=755,size=16m sandboxdev /dev
+for entry in "${blockdevs[@]}"; do
+    read -r dev major minor <<<"$entry"
+    mknod -m 660 "$dev" b "$major" "$minor"
+done
 mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5
 mknod -m 666 /dev/full c 1 7; mknod -m 666 /dev/random c 1 8
 mknod -m 666 /dev/urandom c 1 9; mknod -m 666 /dev/tty c 5 0

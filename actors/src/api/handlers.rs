@@ -38,13 +38,27 @@ pub(super) struct AppState {
 
 /// The one service of the app: every request comes here. Each request gets a span with
 /// its method and path; never the query string, which holds the token.
+///
+/// Reads (`GET`/`HEAD`: status and command polling, several per second while a
+/// conductor waits on a step) get a DEBUG span and, when they succeed, a DEBUG
+/// "request answered" line: at INFO they would flood the journal and cost a write
+/// per poll. Every other request, and every failed one, is logged at INFO.
 pub(super) async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.path());
+    let span = if is_read(req.method()) {
+        tracing::debug_span!("request", method = %req.method(), path = %req.path())
+    } else {
+        tracing::info_span!("request", method = %req.method(), path = %req.path())
+    };
     answer(req, payload, state).instrument(span).await
+}
+
+/// Whether a request only reads state (logged at DEBUG when it succeeds).
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
 }
 
 async fn answer(
@@ -73,11 +87,13 @@ async fn answer(
         header::SERVER,
         HeaderValue::from_static("ironic-python-agent"),
     );
-    tracing::info!(
-        status = response.status().as_u16(),
-        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "request answered"
-    );
+    let status = response.status().as_u16();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if is_read(req.method()) && response.status().is_success() {
+        tracing::debug!(status, elapsed_ms, "request answered");
+    } else {
+        tracing::info!(status, elapsed_ms, "request answered");
+    }
     response
 }
 
