@@ -6,9 +6,6 @@
 //! Needs root, util-linux `unshare`, systemd and dbus-daemon. Without them
 //! the tests skip locally, but fail under `CI=true`.
 
-#[path = "support/records.rs"]
-mod records;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -883,7 +880,7 @@ async fn bus_dropped_mid_wait_is_an_error_and_the_next_request_reconnects() {
         "the loss is logged once:\n{text}"
     );
     assert!(text.contains("reconnected"), "{text}");
-    records::record(
+    support::records::record(
         "fault-dbus-lost",
         &serde_json::json!({"case": "D-Bus daemon killed while a unit is awaited, then back",
             "error_type": format!("{err:?}").split([' ', '{', '(']).next().unwrap_or_default(),
