@@ -226,13 +226,9 @@ impl IronicClient {
             Err(_) => self.error_interval(),
         };
         let error_base = self.error_base;
-        let Some(beater) = self.heartbeat.as_mut() else {
+        let Some(beater) = settle_in_flight(&mut self.heartbeat, generation) else {
             return;
         };
-        if beater.generation != generation {
-            return;
-        }
-        beater.in_flight = false;
         let outcome = match &result {
             Ok(()) => "accepted".to_string(),
             Err(err) => err.kind(),
@@ -310,13 +306,9 @@ impl IronicClient {
         ctx: &mut Context<Self>,
     ) {
         let error_base = self.error_base;
-        let Some(beater) = self.heartbeat.as_mut() else {
+        let Some(beater) = settle_in_flight(&mut self.heartbeat, generation) else {
             return;
         };
-        if beater.generation != generation {
-            return;
-        }
-        beater.in_flight = false;
         let failure = match &result {
             Ok(found) => {
                 let received = found.config.agent_token.as_ref().map(Secret::expose);
@@ -598,3 +590,14 @@ impl Handler<GetHeartbeatStats> for IronicClient {
 }
 
 crate::answer_probe!(IronicClient, "ironic-client");
+
+/// The heartbeat loop whose request of `generation` just ended, marked idle; `None`
+/// when heartbeating stopped or restarted meanwhile (a stale answer).
+fn settle_in_flight(
+    heartbeat: &mut Option<Heartbeater>,
+    generation: u64,
+) -> Option<&mut Heartbeater> {
+    let beater = heartbeat.as_mut().filter(|b| b.generation == generation)?;
+    beater.in_flight = false;
+    Some(beater)
+}
