@@ -248,6 +248,18 @@ async fn wait_until(mut done: impl FnMut() -> bool, timeout: Duration) -> bool {
     done()
 }
 
+/// Heartbeating for [`NODE`] with [`TOKEN`], no token renewal.
+fn heartbeating(heartbeat_timeout: f64) -> StartHeartbeating {
+    StartHeartbeating {
+        node_uuid: NODE.into(),
+        agent_token: Some(Secret::new(TOKEN)),
+        heartbeat_timeout,
+        callback_url: "http://127.0.0.1:9999".into(),
+        verify_ca: None,
+        renewal: None,
+    }
+}
+
 #[actix_rt::test]
 async fn lookup_retries_409_and_500_then_succeeds_with_negotiated_version() {
     let mock = Mock::start(Script {
@@ -361,17 +373,7 @@ async fn heartbeat_409_backs_off_then_202_and_forced_heartbeat_goes_at_once() {
         .with_error_base(Duration::from_millis(100))
         .with_jitter(FixedJitter::new([0.0]))
         .start();
-    client
-        .send(StartHeartbeating {
-            node_uuid: NODE.into(),
-            agent_token: Some(Secret::new(TOKEN)),
-            heartbeat_timeout: 1000.0,
-            callback_url: "http://127.0.0.1:9999".into(),
-            verify_ca: None,
-            renewal: None,
-        })
-        .await
-        .expect("mailbox");
+    client.send(heartbeating(1000.0)).await.expect("mailbox");
     let beats = || mock.seen("/v1/heartbeat/").len();
     assert!(wait_until(|| beats() >= 2, Duration::from_secs(5)).await);
     let seen = mock.seen("/v1/heartbeat/");
@@ -416,17 +418,7 @@ async fn forced_heartbeat_after_an_error_keeps_the_floor() {
         .with_error_base(Duration::from_millis(400))
         .with_jitter(FixedJitter::new([1.0]))
         .start();
-    client
-        .send(StartHeartbeating {
-            node_uuid: NODE.into(),
-            agent_token: Some(Secret::new(TOKEN)),
-            heartbeat_timeout: 1000.0,
-            callback_url: "http://127.0.0.1:9999".into(),
-            verify_ca: None,
-            renewal: None,
-        })
-        .await
-        .expect("mailbox");
+    client.send(heartbeating(1000.0)).await.expect("mailbox");
     let beats = || mock.seen("/v1/heartbeat/").len();
     assert!(wait_until(|| beats() >= 1, Duration::from_secs(2)).await);
     actix_rt::time::sleep(Duration::from_millis(50)).await;
@@ -482,15 +474,11 @@ async fn token_rejected_heartbeat_looks_up_a_new_token_and_installs_it() {
         .start();
     client
         .send(StartHeartbeating {
-            node_uuid: NODE.into(),
-            agent_token: Some(Secret::new(TOKEN)),
-            heartbeat_timeout: 1000.0,
-            callback_url: "http://127.0.0.1:9999".into(),
-            verify_ca: None,
             renewal: Some(TokenRenewal {
                 macs: macs(),
                 install: sink.recipient(),
             }),
+            ..heartbeating(1000.0)
         })
         .await
         .expect("mailbox");
@@ -545,17 +533,7 @@ async fn token_rejected_heartbeat_without_renewal_only_retries() {
         .with_error_base(Duration::from_millis(30))
         .with_jitter(FixedJitter::new([0.0]))
         .start();
-    client
-        .send(StartHeartbeating {
-            node_uuid: NODE.into(),
-            agent_token: Some(Secret::new(TOKEN)),
-            heartbeat_timeout: 1000.0,
-            callback_url: "http://127.0.0.1:9999".into(),
-            verify_ca: None,
-            renewal: None,
-        })
-        .await
-        .expect("mailbox");
+    client.send(heartbeating(1000.0)).await.expect("mailbox");
     assert!(
         wait_until(
             || mock.seen("/v1/heartbeat/").len() >= 3,
@@ -864,17 +842,7 @@ async fn unreachable_ironic_keeps_heartbeating_with_backoff_until_stopped() {
         .with_error_base(Duration::from_millis(40))
         .with_jitter(FixedJitter::new([0.0]))
         .start();
-    client
-        .send(StartHeartbeating {
-            node_uuid: NODE.into(),
-            agent_token: Some(Secret::new(TOKEN)),
-            heartbeat_timeout: 300.0,
-            callback_url: "http://127.0.0.1:9999".into(),
-            verify_ca: None,
-            renewal: None,
-        })
-        .await
-        .expect("mailbox");
+    client.send(heartbeating(300.0)).await.expect("mailbox");
     actix_rt::time::sleep(Duration::from_millis(400)).await;
     let stats = client.send(GetHeartbeatStats).await.expect("mailbox");
     assert!(stats.running);
