@@ -178,27 +178,6 @@ def git_revision():
     return rev
 
 
-def ratio_row(name, ours, base, unit, target=None, lower_is_better=True, digits=1):
-    """One table row; the ratio compares the two medians of this run.
-
-    target: the issue's goal for ours ÷ IPA (None: informational row)."""
-    if ours is None or base is None:
-        return None
-    r = ours[0] / base[0] if base[0] else float("inf")
-    if lower_is_better:
-        inv = 1 / r if r else float("inf")
-        ratio = f"{r:.3f} (1/{inv:,.1f})" if inv < 10 else f"{r:.3f} (1/{inv:,.0f})"
-        met = target is not None and r <= target
-        target_s = f"≤ 1/{round(1 / target)}" if target else "—"
-    else:
-        ratio = f"{r:,.1f}×"
-        met = target is not None and r >= target
-        target_s = f"≥ {target:g}×" if target else "—"
-    verdict = "" if target is None else ("met" if met else "**not met**")
-    return (f"| {name} | {fmt(ours, unit, digits)} | {fmt(base, unit, digits)} | "
-            f"{ratio} | {target_s} | {verdict} |")
-
-
 def ratio_row(name, ours, base, unit, target=None, lower_is_better=True, digits=1,
               target_s=None, strict=False):
     """One table row; the ratio compares the two medians of this run.

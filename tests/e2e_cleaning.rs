@@ -19,7 +19,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::conductor::{
     expect_state, last_error_of, shared_ironic, AgentSetup, ConductorAgent, STATE_TIMEOUT,
 };
@@ -67,20 +67,6 @@ impl Clock {
     }
 }
 
-/// Enrolls `name` with a port of `mac` (plus `body` merged into the node) and
-/// manages it: `manageable`. Returns its UUID.
-fn manageable_node(ironic: &IronicSandbox, name: &str, mac: &str, body: Value) -> String {
-    let node = ironic.create_node(name, body).expect("create node");
-    ironic.create_port(&node, mac).expect("create port");
-    ironic
-        .set_provision_state(&node, "manage", json!({}))
-        .expect("manage");
-    ironic
-        .wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT)
-        .expect("manageable");
-    node
-}
-
 /// The plain-HTTP agent of `mac` on a fixture host, allowed to touch `disks` only.
 fn agent_for(
     ironic: &IronicSandbox,
@@ -124,7 +110,7 @@ fn automated_cleaning_on_provide_erases_only_the_allowed_disk() {
     allowed.prepare();
     other.prepare();
     let mac = "02:fc:00:00:20:01";
-    let node = manageable_node(&ironic, "clean-auto-0", mac, json!({}));
+    let node = ironic.manageable_node("clean-auto-0", mac, json!({}), STATE_TIMEOUT);
 
     let clock = Clock(Instant::now(), "scenario 2");
     ironic
@@ -177,11 +163,11 @@ fn manual_cleaning_erases_metadata_then_software_raid_fails_clearly() {
         disk.prepare();
     }
     let mac = "02:fc:00:00:21:01";
-    let node = manageable_node(
-        &ironic,
+    let node = ironic.manageable_node(
         "clean-raid-0",
         mac,
         json!({"raid_interface": "agent"}),
+        STATE_TIMEOUT,
     );
     ironic
         .request(
@@ -239,7 +225,7 @@ fn fast_track_one_agent_inspects_cleans_deploys_and_cleans_again_after_a_token_w
     let disk = LoopDisk::new(DISK_SIZE);
     disk.prepare();
     let mac = "02:fc:00:00:22:01";
-    let node = manageable_node(&ironic, "fast-track-0", mac, json!({}));
+    let node = ironic.manageable_node("fast-track-0", mac, json!({}), STATE_TIMEOUT);
 
     let clock = Clock(Instant::now(), "scenario 8");
     ironic

@@ -37,16 +37,7 @@ fn inspection_reaches_manageable_and_ironic_stores_our_inventory() {
     })
     .expect("start Ironic");
     let mac = "02:fc:00:00:0a:01";
-    let node = ironic
-        .create_node("inspect-0", json!({}))
-        .expect("create node");
-    ironic.create_port(&node, mac).expect("create port");
-    ironic
-        .set_provision_state(&node, "manage", json!({}))
-        .expect("manage");
-    ironic
-        .wait_for_provision_state(&node, &["manageable"], STATE_TIMEOUT)
-        .expect("manageable");
+    let node = ironic.manageable_node("inspect-0", mac, json!({}), STATE_TIMEOUT);
     ironic
         .set_provision_state(&node, "inspect", json!({}))
         .expect("inspect");

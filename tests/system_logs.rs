@@ -6,7 +6,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
@@ -90,13 +90,19 @@ fn member(archive: &Path, name: &str) -> String {
     sh(&format!("tar -xzOf '{}' '{name}'", archive.display()))
 }
 
+/// `dir/host-root` with the hostname `worker-1`: a real hostname, which the start-up
+/// hostname fix keeps without a hostnamectl.
+fn host_root_named_worker(dir: &Path) -> PathBuf {
+    let host_root = dir.join("host-root");
+    std::fs::create_dir_all(host_root.join("etc")).expect("host root");
+    std::fs::write(host_root.join("etc/hostname"), "worker-1\n").expect("hostname");
+    host_root
+}
+
 #[test]
 fn coreos_journal_wins_and_the_token_is_never_collected() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let host_root = dir.path().join("host-root");
-    std::fs::create_dir_all(host_root.join("etc")).expect("host root");
-    // A real hostname: the start-up hostname fix keeps it without a hostnamectl.
-    std::fs::write(host_root.join("etc/hostname"), "worker-1\n").expect("hostname");
+    let host_root = host_root_named_worker(dir.path());
     let bin = dir.path().join("bin");
     write_script(
         &bin.join("journalctl"),
@@ -127,9 +133,7 @@ fn coreos_journal_wins_and_the_token_is_never_collected() {
 #[test]
 fn a_small_host_journal_gives_the_generic_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let host_root = dir.path().join("host-root");
-    std::fs::create_dir_all(host_root.join("etc")).expect("host root");
-    std::fs::write(host_root.join("etc/hostname"), "worker-1\n").expect("hostname");
+    let host_root = host_root_named_worker(dir.path());
     let bin = dir.path().join("bin");
     write_script(
         &bin.join("journalctl"),

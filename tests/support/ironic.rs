@@ -425,18 +425,23 @@ impl IronicSandbox {
     /// Enrolls `name` with a port of `mac`, then manages and provides it: the node
     /// is `available` (each wait bounded by `timeout`). Returns its UUID.
     pub fn available_node(&self, name: &str, mac: &str, timeout: Duration) -> String {
-        let node = self
-            .create_node(name, serde_json::json!({}))
-            .expect("create node");
+        let node = self.manageable_node(name, mac, serde_json::json!({}), timeout);
+        self.set_provision_state(&node, "provide", serde_json::json!({}))
+            .expect("provide");
+        self.wait_for_provision_state(&node, &["available"], timeout)
+            .expect("available");
+        node
+    }
+
+    /// Enroll `name` (with `body` merged into the node) and a port of `mac`, then
+    /// manage it: `manageable`. Returns its UUID.
+    pub fn manageable_node(&self, name: &str, mac: &str, body: Value, timeout: Duration) -> String {
+        let node = self.create_node(name, body).expect("create node");
         self.create_port(&node, mac).expect("create port");
         self.set_provision_state(&node, "manage", serde_json::json!({}))
             .expect("manage");
         self.wait_for_provision_state(&node, &["manageable"], timeout)
             .expect("manageable");
-        self.set_provision_state(&node, "provide", serde_json::json!({}))
-            .expect("provide");
-        self.wait_for_provision_state(&node, &["available"], timeout)
-            .expect("available");
         node
     }
 
