@@ -5,14 +5,15 @@ set -euo pipefail
 
 need_apt=()
 # lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's
-# tests; lshw is used by the reference IPA in the inventory parity test (not by us).
+# tests; lshw is used by the reference IPA in the inventory parity test (not by us);
+# tinyproxy is the real forward proxy of actors/tests/image_proxy.rs.
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
     "openssl:openssl" "python3-venv:" \
     "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
     "lshw:lshw" \
     "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
     "xz-utils:xz" "pkg-config:pkg-config" "qemu-utils:qemu-img" "coreutils:shred" \
-    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" "g++:g++" ; do
+    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" "g++:g++" "tinyproxy:tinyproxy" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -25,8 +26,22 @@ done
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 if ((${#need_apt[@]})); then
     echo "install-deps: apt-get install ${need_apt[*]}"
+    # Packages with services (tinyproxy, lldpd, …) must not start one on this machine:
+    # tests run their own instances on loopback. Deny service starts while installing
+    # unless the machine already has a policy.
+    own_policy=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    if [[ -n "$own_policy" ]]; then
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
 fi
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

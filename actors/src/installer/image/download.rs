@@ -1,10 +1,11 @@
 //! Image and checksum-file downloads (§10.4): per-URL retries, 4xx fatal at once,
-//! stall timeout, total time limit, basic auth and `image_request_authorization`.
+//! stall timeout, total time limit, basic auth, `image_request_authorization` and
+//! proxies ([`super::proxy`]).
 
 use std::time::Duration;
 
-use awc::http::StatusCode;
 use base64::Engine;
+use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use super::ImageInfo;
@@ -29,12 +30,24 @@ impl Failure {
     }
 }
 
-/// The response type awc hands back.
-pub type Response = awc::ClientResponse;
+/// The response of an image request.
+pub type Response = reqwest::Response;
+
+/// A reqwest error with its causes ("error sending request …: tunnel …: 407").
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Settings of one download.
 pub struct Fetcher {
-    client: awc::Client,
+    client: reqwest::Client,
     image_id: String,
     basic: Option<(String, String)>,
     authorization: Option<String>,
@@ -64,11 +77,33 @@ impl Fetcher {
         let stall = Duration::from_secs(config.image_download_connection_timeout.max(1));
         let tls = super::tls::client_config(config.cafile.as_deref(), config.insecure)
             .map_err(|e| failures::image_download(&info.id, format!("TLS setup: {e}")))?;
-        let client = awc::Client::builder()
-            .connector(awc::Connector::new().timeout(stall).rustls_0_23(tls))
-            .timeout(stall)
-            .disable_redirects()
-            .finish();
+        let proxies = info
+            .proxies
+            .clone()
+            .with_environment(|name| std::env::var(name).ok());
+        let setup_failed = |e: reqwest::Error| {
+            failures::image_download(&info.id, format!("HTTP client setup: {}", describe(&e)))
+        };
+        // `no_proxy()` first: the proxies come from `proxies` alone, never from
+        // reqwest's own reading of the environment.
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .connect_timeout(stall)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        for proxy in proxies.to_reqwest().map_err(setup_failed)? {
+            builder = builder.proxy(proxy);
+        }
+        if proxies.any() {
+            tracing::info!(
+                image = %info.id,
+                http = proxies.http.as_ref().map(super::proxy::redacted).as_deref().unwrap_or("direct"),
+                https = proxies.https.as_ref().map(super::proxy::redacted).as_deref().unwrap_or("direct"),
+                no_proxy = proxies.no_proxy.as_deref().unwrap_or(""),
+                "image downloads go through a proxy"
+            );
+        }
+        let client = builder.build().map_err(setup_failed)?;
         let strategy = info
             .auth_strategy
             .clone()
@@ -109,11 +144,6 @@ impl Fetcher {
             ),
             None => None,
         };
-        if info.proxies.is_some() {
-            tracing::warn!(
-                "image_info proxies are not supported by this agent; connecting directly"
-            );
-        }
         let max = config.image_download_max_duration;
         Ok(Self {
             client,
@@ -148,19 +178,31 @@ impl Fetcher {
     async fn get_once(&self, url: &str) -> Result<Response, String> {
         let mut request = self.client.get(url);
         if let Some((user, password)) = &self.basic {
-            request = request.basic_auth(user, password);
+            request = request.basic_auth(user, Some(password));
         }
         if let Some(value) = &self.authorization {
-            request = request.insert_header(("Authorization", value.as_str()));
+            request = request.header(reqwest::header::AUTHORIZATION, value.as_str());
         }
-        let send = request.send();
-        let response = match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, send)
-                .await
-                .map_err(|_| "max duration".to_string())?,
-            None => send.await,
-        };
-        response.map_err(|err| format!("request to {url} failed: {err}"))
+        match tokio::time::timeout_at(self.stall_limit(), request.send()).await {
+            Ok(response) => {
+                response.map_err(|err| format!("request to {url} failed: {}", describe(&err)))
+            }
+            Err(_) if self.check_deadline().is_err() => Err("max duration".to_string()),
+            Err(_) => Err(format!(
+                "no response from {url} within {} seconds (image_download_connection_timeout)",
+                self.stall.as_secs()
+            )),
+        }
+    }
+
+    /// When the current wait (response head or next chunk) gives up: after the stall
+    /// timeout, or at the total deadline if that comes first.
+    fn stall_limit(&self) -> Instant {
+        let stall_at = Instant::now() + self.stall;
+        match self.deadline {
+            Some(deadline) if deadline < stall_at => deadline,
+            _ => stall_at,
+        }
     }
 
     /// Opens the first URL that answers 200, with `retries + 1` attempts per URL.
@@ -211,13 +253,7 @@ impl Fetcher {
         &self,
         response: &mut Response,
     ) -> Result<Option<bytes::Bytes>, Failure> {
-        use futures_util::StreamExt;
-        let stall_at = Instant::now() + self.stall;
-        let limit = match self.deadline {
-            Some(deadline) if deadline < stall_at => deadline,
-            _ => stall_at,
-        };
-        match tokio::time::timeout_at(limit, response.next()).await {
+        match tokio::time::timeout_at(self.stall_limit(), response.chunk()).await {
             Err(_) => {
                 self.check_deadline()?;
                 Err(Failure::Retry(failures::image_download(
@@ -228,12 +264,11 @@ impl Fetcher {
                     ),
                 )))
             }
-            Ok(None) => Ok(None),
-            Ok(Some(Err(err))) => Err(Failure::Retry(failures::image_download(
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(err)) => Err(Failure::Retry(failures::image_download(
                 &self.image_id,
-                format!("reading the body failed: {err}"),
+                format!("reading the body failed: {}", describe(&err)),
             ))),
-            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod checksum;
 pub mod configdrive;
 pub mod download;
+pub mod proxy;
 pub mod qemu;
 pub mod tls;
 pub mod write;
@@ -46,8 +47,8 @@ pub struct ImageInfo {
     pub stream_raw_images: bool,
     /// `image_type` (`partition` or whole disk).
     pub image_type: Option<String>,
-    /// `proxies`.
-    pub proxies: Option<Value>,
+    /// `proxies` and `no_proxy`.
+    pub proxies: proxy::ProxySettings,
     /// `image_server_auth_strategy`.
     pub auth_strategy: Option<String>,
     /// `image_server_user`.
@@ -115,7 +116,10 @@ impl ImageInfo {
             disk_format: opt_str(&info, "disk_format"),
             stream_raw_images: stream,
             image_type: opt_str(&info, "image_type"),
-            proxies: info.get("proxies").filter(|v| !v.is_null()).cloned(),
+            proxies: proxy::ProxySettings::from_image_info(
+                info.get("proxies"),
+                info.get("no_proxy"),
+            )?,
             auth_strategy: opt_str(&info, "image_server_auth_strategy"),
             user: opt_str(&info, "image_server_user"),
             password: opt_str(&info, "image_server_password"),

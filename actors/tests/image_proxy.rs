@@ -1,0 +1,449 @@
+//! `image_info.proxies` and `no_proxy` against a real forward proxy (tinyproxy, from
+//! apt): http:// images go through it as absolute-form GETs, https:// images through a
+//! CONNECT tunnel, `no_proxy` hosts are fetched directly, and a proxy that refuses or
+//! is gone fails the step clearly without falling back to a direct connection.
+//!
+//! Images are written to loop devices from `losetup -f` (allow-listed, detached on drop).
+
+mod steps_support;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use ironic_agent_actors::config::{AgentConfig, HostPaths};
+use ironic_agent_actors::hardware::StepResult;
+use ironic_agent_actors::host::ProcessRunner;
+use ironic_agent_actors::installer::InstallerRunner;
+use serde_json::{json, Value};
+use steps_support::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// Whether tinyproxy is installed; in CI it must be (a panic, never a skip).
+fn tinyproxy_usable() -> bool {
+    let found = Command::new("tinyproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: the proxy tests need tinyproxy (make deps installs it)");
+    }
+    if !found {
+        eprintln!("SKIPPED: tinyproxy is not installed (make deps)");
+    }
+    found
+}
+
+/// A free loopback port (closed again; the caller binds it right away).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A tinyproxy on a free loopback port, killed on drop.
+struct Tinyproxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Tinyproxy {
+    fn start(dir: &Path, basic_auth: Option<(&str, &str)>) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("tinyproxy-{port}.log"));
+        let conf = dir.join(format!("tinyproxy-{port}.conf"));
+        let mut text = format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\n\
+             MaxClients 20\nAllow 127.0.0.1\n",
+            log.display()
+        );
+        if let Some((user, password)) = basic_auth {
+            text.push_str(&format!("BasicAuth {user} {password}\n"));
+        }
+        std::fs::write(&conf, text).expect("tinyproxy config");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy");
+        let proxy = Self { child, port, log };
+        let until = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "tinyproxy did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy
+    }
+
+    fn url(&self, userinfo: &str) -> String {
+        format!("http://{userinfo}127.0.0.1:{}", self.port)
+    }
+
+    /// The request lines tinyproxy logged ("GET http://… HTTP/1.1", "CONNECT host:port …").
+    fn requests(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.split_once("Request (file descriptor "))
+            .filter_map(|(_, rest)| rest.split_once("): ").map(|(_, req)| req.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the image server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    via: Option<String>,
+}
+
+type Files = Arc<Vec<(String, Vec<u8>)>>;
+
+/// The origin image server (actix-web, plain or TLS on 127.0.0.1:0); records requests.
+struct ImageServer {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn serve_file(
+    req: HttpRequest,
+    files: web::Data<Files>,
+    seen: web::Data<Arc<Mutex<Vec<Seen>>>>,
+) -> HttpResponse {
+    let path = req.path().to_string();
+    let via = req
+        .headers()
+        .get("via")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Ok(mut seen) = seen.lock() {
+        seen.push(Seen {
+            path: path.clone(),
+            via,
+        });
+    }
+    match files.iter().find(|(name, _)| *name == path) {
+        Some((_, body)) => HttpResponse::Ok().body(body.clone()),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+impl ImageServer {
+    fn start(files: Vec<(&str, Vec<u8>)>, tls: Option<rustls::ServerConfig>) -> Self {
+        let files: Files = Arc::new(
+            files
+                .into_iter()
+                .map(|(name, body)| (name.to_string(), body))
+                .collect(),
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (files_data, seen_data) = (web::Data::new(files), web::Data::new(seen.clone()));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(files_data.clone())
+                .app_data(seen_data.clone())
+                .default_service(web::to(serve_file))
+        })
+        .workers(1)
+        .disable_signals();
+        let (server, scheme) = match tls {
+            Some(tls) => (server.bind_rustls_0_23(("127.0.0.1", 0), tls), "https"),
+            None => (server.bind(("127.0.0.1", 0)), "http"),
+        };
+        let server = server.expect("bind the image server");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Self {
+            base: format!("{scheme}://127.0.0.1:{port}"),
+            seen,
+            handle,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1: the server config and the PEM (the cafile).
+fn tls_for_loopback() -> (rustls::ServerConfig, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .expect("self-signed certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .expect("server config");
+    (config, cert.cert.pem())
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+    disk: LoopDev,
+    addr: Addr<InstallerRunner>,
+    image: Vec<u8>,
+}
+
+/// A loop disk, a 4 MiB image and an installer allowed onto that disk only.
+fn case(seed: u64, tweak: impl FnOnce(&mut AgentConfig, &Path)) -> Case {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = LoopDev::new(dir.path(), "disk.img", 16 * MIB as u64);
+    let mut config = AgentConfig {
+        block_device_allowlist: vec![disk.dev()],
+        image_download_connection_retries: 1,
+        image_download_connection_retry_interval: 0,
+        image_download_connection_timeout: 5,
+        paths: HostPaths::rooted_at(dir.path()),
+        ..AgentConfig::default()
+    };
+    tweak(&mut config, dir.path());
+    let addr = InstallerRunner::new(config, Arc::new(ProcessRunner::default())).start();
+    Case {
+        dir,
+        disk,
+        addr,
+        image: pseudo_random(4 * MIB, seed),
+    }
+}
+
+impl Case {
+    async fn write_image(&self, url: &str, extra: Value) -> StepResult {
+        let mut info = json!({"id": format!("proxy-{}", self.disk.dev().replace('/', "")),
+            "urls": [url], "os_hash_algo": "sha256", "os_hash_value": sha256(&self.image),
+            "disk_format": "raw", "container_format": "bare", "stream_raw_images": true,
+            "image_type": "whole-disk"});
+        if let (Some(info), Some(extra)) = (info.as_object_mut(), extra.as_object()) {
+            info.extend(extra.clone());
+        }
+        run_step_on(
+            &self.addr,
+            "write_image",
+            json!({"image_info": info, "configdrive": null}),
+            json!({}),
+            Some(&self.disk.dev()),
+        )
+        .await
+    }
+
+    fn disk_holds_the_image(&self) -> bool {
+        self.disk.sha256(Some(self.image.len() as u64)) == sha256(&self.image)
+    }
+}
+
+#[actix_rt::test]
+async fn http_image_and_checksum_file_go_through_tinyproxy_as_absolute_form_gets() {
+    if !loop_devices_usable() || !tinyproxy_usable() {
+        return;
+    }
+    let case = case(21, |_, _| {});
+    let proxy = Tinyproxy::start(case.dir.path(), None);
+    let sums = format!("{}  disk.raw\n", sha256(&case.image));
+    let server = ImageServer::start(
+        vec![
+            ("/disk.raw", case.image.clone()),
+            ("/disk.raw.sha256", sums.into_bytes()),
+        ],
+        None,
+    );
+    let image_url = format!("{}/disk.raw", server.base);
+    let sums_url = format!("{}/disk.raw.sha256", server.base);
+    let result = case
+        .write_image(
+            &image_url,
+            json!({"os_hash_algo": null, "os_hash_value": null, "checksum": sums_url,
+                   "proxies": {"http": proxy.url("")}, "no_proxy": "example.invalid"}),
+        )
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(case.disk_holds_the_image());
+
+    let requests = proxy.requests();
+    for url in [&sums_url, &image_url] {
+        let line = format!("GET {url} HTTP/1.1");
+        assert!(
+            requests.contains(&line),
+            "tinyproxy did not forward {line}: {requests:?}"
+        );
+    }
+    let seen = server.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["/disk.raw.sha256", "/disk.raw"], "{seen:?}");
+    for request in &seen {
+        let via = request.via.as_deref().unwrap_or("");
+        assert!(
+            via.contains("tinyproxy"),
+            "{request:?} did not come through the proxy"
+        );
+    }
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn https_image_is_tunnelled_with_connect_through_an_authenticating_proxy() {
+    if !loop_devices_usable() || !tinyproxy_usable() {
+        return;
+    }
+    let (tls, pem) = tls_for_loopback();
+    let case = case(22, |config, dir| {
+        let cafile = dir.join("image-ca.pem");
+        std::fs::write(&cafile, &pem).expect("write the CA");
+        config.cafile = Some(cafile);
+    });
+    let proxy = Tinyproxy::start(case.dir.path(), Some(("agent", "s3cret")));
+    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], Some(tls));
+    let image_url = format!("{}/disk.raw", server.base);
+    let result = case
+        .write_image(
+            &image_url,
+            json!({"proxies": {"https": proxy.url("agent:s3cret@"),
+                               "http": "http://127.0.0.1:9"}}),
+        )
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(case.disk_holds_the_image());
+
+    let authority = server.base.trim_start_matches("https://");
+    let requests = proxy.requests();
+    assert_eq!(
+        requests,
+        vec![format!("CONNECT {authority} HTTP/1.1")],
+        "one tunnel and nothing else through the proxy"
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].via.is_none(), "a tunnel adds no Via: {seen:?}");
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn no_proxy_hosts_are_fetched_directly() {
+    if !loop_devices_usable() || !tinyproxy_usable() {
+        return;
+    }
+    let case = case(23, |_, _| {});
+    let proxy = Tinyproxy::start(case.dir.path(), None);
+    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], None);
+    let result = case
+        .write_image(
+            &format!("{}/disk.raw", server.base),
+            json!({"proxies": {"http": proxy.url("")},
+                   "no_proxy": "images.example.com, 127.0.0.0/8"}),
+        )
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(case.disk_holds_the_image());
+    assert_eq!(proxy.requests(), Vec::<String>::new(), "the proxy was used");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].via.is_none(), "{seen:?}");
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn proxy_refusing_the_credentials_is_fatal_at_once_and_the_image_is_never_fetched() {
+    if !loop_devices_usable() || !tinyproxy_usable() {
+        return;
+    }
+    let case = case(24, |_, _| {});
+    let proxy = Tinyproxy::start(case.dir.path(), Some(("agent", "s3cret")));
+    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], None);
+    let image_url = format!("{}/disk.raw", server.base);
+    let err = agent_err(
+        case.write_image(
+            &image_url,
+            json!({"proxies": {"http": proxy.url("agent:wrong@")}}),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadFatalError", "{err:?}");
+    // tinyproxy answers wrong credentials with 401 (407 when there are none).
+    assert!(
+        err.details.contains("status code 401") || err.details.contains("status code 407"),
+        "{}",
+        err.details
+    );
+    assert!(
+        !err.details.contains("wrong"),
+        "the proxy password leaked: {}",
+        err.details
+    );
+    assert_eq!(proxy.requests().len(), 1, "a 4xx is not retried");
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+    assert_eq!(case.disk.sha256(Some(MIB as u64)), zeros(MIB));
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn unreachable_proxy_fails_after_the_retries_without_going_direct() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = case(25, |_, _| {});
+    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], None);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let err = agent_err(
+        case.write_image(
+            &format!("{}/disk.raw", server.base),
+            json!({"proxies": {"http": dead}}),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadError", "{err:?}");
+    assert!(
+        err.details.to_lowercase().contains("connect"),
+        "{}",
+        err.details
+    );
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+    assert_eq!(case.disk.sha256(Some(MIB as u64)), zeros(MIB));
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn malformed_proxies_are_a_400_before_the_disk_is_touched() {
+    if !loop_devices_usable() {
+        return;
+    }
+    let case = case(26, |_, _| {});
+    for extra in [
+        json!({"proxies": "http://proxy:3128"}),
+        json!({"proxies": {"https": "socks5://proxy:1080"}}),
+        json!({"proxies": {"http": "http://proxy:3128"}, "no_proxy": 5}),
+    ] {
+        let err = agent_err(
+            case.write_image("http://127.0.0.1:9/disk.raw", extra.clone())
+                .await,
+        );
+        assert_eq!(err.code, 400, "{extra}: {err:?}");
+        assert_eq!(
+            err.error_type, "InvalidCommandParamsError",
+            "{extra}: {err:?}"
+        );
+    }
+    assert_eq!(case.disk.sha256(Some(MIB as u64)), zeros(MIB));
+}
