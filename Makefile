@@ -14,8 +14,9 @@ all: build
 build:
 	$(CARGO) build -j$(JOBS)
 
+## release: the shipped binary (static, see scripts/build-release.sh).
 release:
-	$(CARGO) build -j$(JOBS) --release
+	JOBS=$(JOBS) bash scripts/build-release.sh
 
 ## image: the agent container image, built offline (container/README.md).
 image: deps

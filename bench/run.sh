@@ -26,8 +26,7 @@ bash tests/harness/ironic/setup.sh >&2   # the conductor of the deploy benchmark
 
 args=(--ipa-venv "$venv" --run-started "$started")
 if [[ -z ${AGENT_CMD:-} ]]; then
-    cargo build -j"${JOBS:-2}" --release --bin ironic-agent
-    bin=${CARGO_TARGET_DIR:-$repo/target}/release/ironic-agent
+    bin=$(bash scripts/build-release.sh)   # the binary the image ships (static)
     args+=(--agent "$bin")
     image=localhost/ironic-agent:bench   # own tag: leaves :latest to the tests
     if [[ ${BENCH_IMAGE:-1} == 0 ]]; then

@@ -12,8 +12,7 @@ cd "$repo"
 if [[ -n ${BINARY:-} ]]; then
     binary=$BINARY            # a binary built elsewhere (tests pass their own)
 elif [[ $profile == release ]]; then
-    cargo build -j2 --release --bin ironic-agent
-    binary=$repo/target/release/ironic-agent
+    binary=$(bash scripts/build-release.sh)   # static: no C library in the image
 else
     cargo build -j2 --bin ironic-agent
     binary=$repo/target/debug/ironic-agent
@@ -25,10 +24,12 @@ rootfs=$ctx/rootfs
 mkdir -p "$rootfs"/{usr/bin,usr/sbin,etc/ironic-python-agent,tmp,var/log,run,mnt/coreos,dev,sys,proc}
 chmod 1777 "$rootfs/tmp"
 
-# copy_libs_of FILE: every shared library FILE loads, at the same path.
+# copy_libs_of FILE: every shared library FILE loads, at the same path (none for
+# the static release binary; a debug build links libc dynamically).
 copy_libs_of() {
-    local lib
-    for lib in $(ldd "$1" | awk '$3 ~ /^\// {print $3} $1 ~ /^\/.*ld-linux/ {print $1}'); do
+    local lib libs
+    libs=$(ldd "$1" 2>/dev/null | awk '$3 ~ /^\// {print $3} $1 ~ /^\/.*ld-linux/ {print $1}') || true
+    for lib in $libs; do
         mkdir -p "$rootfs$(dirname "$lib")"
         cp -L "$lib" "$rootfs$lib"
     done
@@ -37,9 +38,9 @@ copy_libs_of() {
 install -m 0755 "$binary" "$rootfs/usr/bin/ironic-agent"
 copy_libs_of "$binary"
 # chroot: host tools (coreos-installer, hostnamectl, journalctl) run through
-# `chroot /mnt/coreos`, as in today's image.
-cp -L /usr/sbin/chroot "$rootfs/usr/sbin/chroot"
-copy_libs_of /usr/sbin/chroot
+# `chroot /mnt/coreos`, as in today's image. The agent is its own chroot when
+# called by that name (src/chroot_applet.rs), so the image needs no coreutils.
+ln -s ../bin/ironic-agent "$rootfs/usr/sbin/chroot"
 # Name resolution: glibc's files and dns backends are part of libc here;
 # podman --network host provides /etc/hosts and /etc/resolv.conf.
 printf 'hosts: files dns\npasswd: files\ngroup: files\n' > "$rootfs/etc/nsswitch.conf"

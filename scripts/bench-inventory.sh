@@ -9,7 +9,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${1:-7}
 bash "$HERE/bench/setup-ipa.sh" >&2
 BIN=${IRONIC_AGENT_BIN:-$HERE/target/release/ironic-agent}
-[ -x "$BIN" ] || (cd "$HERE" && cargo build --release -j2 >&2)
+[ -x "$BIN" ] || bash "$HERE/scripts/build-release.sh" >/dev/null
 CMDLINE=$(mktemp); trap 'rm -f "$CMDLINE"' EXIT
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ironic_agent::cli::{Cli, Command};
-use ironic_agent::{config, logging, wiring};
+use ironic_agent::{chroot_applet, config, logging, wiring};
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if chroot_applet::invoked_as_chroot(args.next().as_deref()) {
+        return ExitCode::from(chroot_applet::run(args.collect()));
+    }
     match run() {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -53,8 +53,26 @@ fn image_builds_offline_and_its_binary_runs_from_the_rootfs() {
         .args([&root, "/usr/bin/ironic-agent", "--version"])
         .output()
         .expect("chroot into the image");
+    // The image's chroot is the agent itself: chroot into the image, then let that
+    // chroot run the agent (and fail on a missing tool as coreutils' chroot does).
     let chroot_tool = Command::new("chroot")
-        .args([&root, "/usr/sbin/chroot", "--version"])
+        .args([
+            &root,
+            "/usr/sbin/chroot",
+            "/",
+            "/usr/bin/ironic-agent",
+            "--version",
+        ])
+        .output()
+        .expect("chroot tool in the image");
+    let missing_tool = Command::new("chroot")
+        .args([
+            &root,
+            "/usr/sbin/chroot",
+            "/",
+            "coreos-installer",
+            "install",
+        ])
         .output()
         .expect("chroot tool in the image");
     let defaults =
@@ -69,7 +87,17 @@ fn image_builds_offline_and_its_binary_runs_from_the_rootfs() {
         String::from_utf8_lossy(&version.stderr)
     );
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("ironic-agent "));
-    assert!(chroot_tool.status.success(), "the image must carry chroot");
+    assert!(
+        chroot_tool.status.success()
+            && String::from_utf8_lossy(&chroot_tool.stdout).starts_with("ironic-agent "),
+        "the image's chroot must run a command: {chroot_tool:?}"
+    );
+    assert_eq!(missing_tool.status.code(), Some(127), "{missing_tool:?}");
+    assert!(
+        String::from_utf8_lossy(&missing_tool.stderr)
+            .contains("failed to run command 'coreos-installer': No such file or directory"),
+        "{missing_tool:?}"
+    );
     assert!(defaults
         .expect("defaults conf in the image")
         .contains("collect_lldp = True"));
@@ -93,4 +121,74 @@ fn unit_file_passes_systemd_analyze_verify() {
         !stderr.contains("ironic-agent.service:"),
         "warnings: {stderr}"
     );
+}
+
+/// Whether this process may call chroot(2); in CI it must.
+fn is_root() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        assert!(std::env::var("CI").is_err(), "CI runs as root");
+        eprintln!("skipping: chroot(2) needs root");
+    }
+    root
+}
+
+#[test]
+fn agent_called_as_chroot_behaves_as_coreutils_chroot_for_the_installer() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chroot = dir.path().join("chroot");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ironic-agent"), &chroot).expect("symlink");
+    let run = |args: &[&str]| {
+        Command::new(&chroot)
+            .args(args)
+            .env("IN_CHROOT_TEST", "kept")
+            .output()
+            .expect("run the chroot applet")
+    };
+
+    // The root really changes: /root-marker exists only in the temporary root, where
+    // it is found but is not executable (126); from "/" it does not exist (127).
+    std::fs::write(dir.path().join("root-marker"), "data").expect("marker");
+    let temp_root = dir.path().to_str().expect("utf-8 temp path");
+    let inside = run(&[temp_root, "/root-marker"]);
+    assert_eq!(inside.status.code(), Some(126), "{inside:?}");
+    let outside = run(&["/", "/root-marker"]);
+    assert_eq!(outside.status.code(), Some(127), "{outside:?}");
+
+    // The command runs from the new "/", with the environment kept.
+    let env = run(&[
+        "/",
+        "/bin/sh",
+        "-c",
+        "cd /tmp; echo $IN_CHROOT_TEST; exec pwd",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&env.stdout).trim(),
+        "kept\n/tmp",
+        "{env:?}"
+    );
+    let cwd = Command::new(&chroot)
+        .args(["/", "/bin/pwd"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run the chroot applet");
+    assert_eq!(String::from_utf8_lossy(&cwd.stdout).trim(), "/", "{cwd:?}");
+
+    // A missing command: 127 and the message the installer recognises.
+    let missing = run(&["/", "coreos-installer", "install"]);
+    assert_eq!(missing.status.code(), Some(127), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("chroot: failed to run command 'coreos-installer': No such file or directory"));
+
+    // The chroot itself failing: 125, and nothing runs.
+    let bad_root = run(&["/nonexistent-root", "/bin/true"]);
+    assert_eq!(bad_root.status.code(), Some(125), "{bad_root:?}");
+    assert!(String::from_utf8_lossy(&bad_root.stderr).contains("cannot change root directory"));
 }
