@@ -5,7 +5,8 @@
 //! chosen through the root-device hint — then answers `get_partition_uuids`,
 //! `install_bootloader` and `sync` as IPA does for a whole-disk image. The node reaches
 //! `active` and the loop disk holds the image: a raw image (streamed) and a qcow2 one
-//! (converted with qemu-img) must both leave the same raw bytes.
+//! (converted with qemu-img) must both leave the same raw bytes. A third deploy sets the
+//! node's `image_http_proxy` to a real tinyproxy: the image must come through it.
 //!
 //! The node keeps the harness's `deploy_forces_oob_reboot` (tear-down is `standby.sync`
 //! plus a fake power-off), and the agent's power commands (`poweroff`, `reboot`,
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use steps_support::{
-    loop_devices_usable, pseudo_random, qcow2_of, sha256, Behaviour, LoopDev, TestServer,
+    loop_devices_usable, pseudo_random, qcow2_of, sha256, tinyproxy_usable, Behaviour, LoopDev,
+    TestServer, Tinyproxy,
 };
 use support::conductor::{
     conductor_called, diagnosis, expect_state, one_ironic, AgentSetup, ConductorAgent,
@@ -73,9 +75,19 @@ fn raw_image() -> Vec<u8> {
 }
 
 /// Deploys `served` (in `disk_format`) with the `direct` interface and checks the loop
-/// disk holds `raw` afterwards.
-fn direct_deploy_writes(name: &str, mac: &str, disk_format: &str, served: Vec<u8>, raw: &[u8]) {
+/// disk holds `raw` afterwards. With `proxied`, the node's driver_info names a real
+/// tinyproxy as `image_http_proxy` (and an `image_no_proxy` that does not cover the
+/// image server), and the image must have come through it.
+fn direct_deploy_writes(
+    name: &str,
+    mac: &str,
+    disk_format: &str,
+    served: Vec<u8>,
+    raw: &[u8],
+    proxied: bool,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
+    let proxy = proxied.then(|| Tinyproxy::start(dir.path(), None));
     let disk = LoopDev::new(dir.path(), "disk.img", 64 * MIB as u64);
     // Dirty the disk: the deploy must overwrite what the image covers.
     std::fs::write(&disk.path, pseudo_random(raw.len(), 77)).expect("dirty the disk");
@@ -103,6 +115,18 @@ fn direct_deploy_writes(name: &str, mac: &str, disk_format: &str, served: Vec<u8
             ]),
         )
         .unwrap_or_else(|err| panic!("{err:#}\n{}", diagnosis(&ironic, &node, None)));
+    if let Some(proxy) = &proxy {
+        ironic
+            .patch_node(
+                &node,
+                json!([
+                    {"op": "add", "path": "/driver_info/image_http_proxy", "value": proxy.url("")},
+                    {"op": "add", "path": "/driver_info/image_no_proxy",
+                     "value": ".example.org,images.invalid:8080"},
+                ]),
+            )
+            .unwrap_or_else(|err| panic!("{err:#}\n{}", diagnosis(&ironic, &node, None)));
+    }
     ironic
         .set_provision_state(&node, "active", json!({}))
         .expect("deploy");
@@ -156,6 +180,18 @@ fn direct_deploy_writes(name: &str, mac: &str, disk_format: &str, served: Vec<u8
         "{logs}"
     );
     assert!(server.hits(&file) >= 1, "the image was never fetched");
+    if let Some(proxy) = &proxy {
+        let forwarded = format!("GET {url} HTTP/1.1");
+        assert!(
+            proxy.requests().contains(&forwarded),
+            "the image did not come through the node's image_http_proxy: {:?}",
+            proxy.requests()
+        );
+        assert!(
+            logs.contains("image downloads go through a proxy"),
+            "{logs}"
+        );
+    }
     let power_calls =
         std::fs::read_to_string(dir.path().join("power-calls.log")).unwrap_or_default();
     assert!(
@@ -176,6 +212,7 @@ fn direct_deploy_of_a_raw_image_streams_it_to_the_loop_disk() {
         "raw",
         raw.clone(),
         &raw,
+        false,
     );
 }
 
@@ -191,5 +228,28 @@ fn direct_deploy_of_a_qcow2_image_converts_it_onto_the_loop_disk() {
         raw.len(),
         "qemu-img did not produce a qcow2 image"
     );
-    direct_deploy_writes("direct-qcow2-0", "02:fc:00:00:16:02", "qcow2", qcow2, &raw);
+    direct_deploy_writes(
+        "direct-qcow2-0",
+        "02:fc:00:00:16:02",
+        "qcow2",
+        qcow2,
+        &raw,
+        false,
+    );
+}
+
+#[test]
+fn direct_deploy_downloads_through_the_nodes_image_http_proxy() {
+    if !loop_devices_usable() || !tinyproxy_usable() {
+        return;
+    }
+    let raw = raw_image();
+    direct_deploy_writes(
+        "direct-proxy-0",
+        "02:fc:00:00:16:03",
+        "raw",
+        raw.clone(),
+        &raw,
+        true,
+    );
 }

@@ -1,14 +1,15 @@
-//! Loop devices and a fault-injecting HTTP server for the generic-step tests.
+//! Loop devices, a fault-injecting HTTP server and a real forward proxy (tinyproxy)
+//! for the generic-step tests.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use ironic_agent_actors::errors::{AgentError, StepKind};
@@ -387,4 +388,90 @@ pub fn agent_err(result: StepResult) -> AgentError {
 /// The sha256 of `len` zero bytes (a scrubbed or untouched device).
 pub fn zeros(len: usize) -> String {
     sha256(&vec![0u8; len])
+}
+
+// --- a real forward proxy ------------------------------------------------------------
+
+/// Whether tinyproxy is installed; in CI it must be (a panic, never a skip).
+pub fn tinyproxy_usable() -> bool {
+    let found = Command::new("tinyproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: the proxy tests need tinyproxy (make deps installs it)");
+    }
+    if !found {
+        eprintln!("SKIPPED: tinyproxy is not installed (make deps)");
+    }
+    found
+}
+
+/// A free loopback port (closed again; the caller binds it right away).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A tinyproxy on a free loopback port, killed on drop.
+pub struct Tinyproxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Tinyproxy {
+    pub fn start(dir: &Path, basic_auth: Option<(&str, &str)>) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("tinyproxy-{port}.log"));
+        let conf = dir.join(format!("tinyproxy-{port}.conf"));
+        let mut text = format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\n\
+             MaxClients 20\nAllow 127.0.0.1\n",
+            log.display()
+        );
+        if let Some((user, password)) = basic_auth {
+            text.push_str(&format!("BasicAuth {user} {password}\n"));
+        }
+        std::fs::write(&conf, text).expect("tinyproxy config");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy");
+        let proxy = Self { child, port, log };
+        let until = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "tinyproxy did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy
+    }
+
+    pub fn url(&self, userinfo: &str) -> String {
+        format!("http://{userinfo}127.0.0.1:{}", self.port)
+    }
+
+    /// The request lines tinyproxy logged ("GET http://… HTTP/1.1", "CONNECT host:port …").
+    pub fn requests(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.split_once("Request (file descriptor "))
+            .filter_map(|(_, rest)| rest.split_once("): ").map(|(_, req)| req.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -91,7 +91,7 @@ impl Fetcher {
             .connect_timeout(stall)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
-        for proxy in proxies.to_reqwest().map_err(setup_failed)? {
+        if let Some(proxy) = proxies.to_reqwest() {
             builder = builder.proxy(proxy);
         }
         if proxies.any() {

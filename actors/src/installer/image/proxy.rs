@@ -2,10 +2,15 @@
 //! Ironic fills from the node's `image_http_proxy`, `image_https_proxy` and
 //! `image_no_proxy`).
 //!
-//! As IPA (python-requests), a scheme `image_info` names no proxy for falls back to the
-//! agent's environment (`https_proxy`, `http_proxy`, `all_proxy`, lower case first).
-//! Unlike python-requests, `no_proxy` also applies to the proxies `image_info` names:
-//! Ironic documents `image_no_proxy` as the hosts that are never proxied.
+//! - `http://` URLs use the `http` proxy (absolute-form requests), `https://` URLs the
+//!   `https` proxy (a CONNECT tunnel); a proxy URL may carry basic-auth credentials and
+//!   may omit its scheme (`proxy:3128` is `http://proxy:3128`), as Ironic allows.
+//! - As IPA (python-requests), a scheme `image_info` names no proxy for falls back to the
+//!   agent's environment (`https_proxy`, `http_proxy`, `all_proxy`, lower case first).
+//! - `no_proxy` entries are `*`, host names, domains (`.example.com` or `example.com`,
+//!   both covering subdomains), IP addresses and CIDR blocks, each with an optional
+//!   `:port`. Unlike python-requests, they also bypass the proxies `image_info` names:
+//!   Ironic documents `image_no_proxy` as the hosts that are never proxied.
 
 use serde_json::Value;
 use url::Url;
@@ -48,7 +53,15 @@ pub fn redacted(url: &Url) -> String {
 fn proxy_url(key: &str, value: &str) -> Result<Url, AgentError> {
     let invalid =
         |why: &str| AgentError::invalid_params(format!("Image 'proxies' entry '{key}' {why}."));
-    let url = Url::parse(value.trim()).map_err(|_| invalid("is not a URL"))?;
+    // Ironic accepts a proxy without a scheme ("proxy:3128"); like python-requests,
+    // that means http://.
+    let value = value.trim();
+    let url = if value.contains("://") {
+        Url::parse(value)
+    } else {
+        Url::parse(&format!("http://{value}"))
+    }
+    .map_err(|_| invalid("is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("must be an http:// or https:// proxy URL"));
     }
@@ -142,22 +155,85 @@ impl ProxySettings {
         self.http.is_some() || self.https.is_some()
     }
 
-    /// The reqwest proxies for these settings, each with `no_proxy` applied.
-    pub fn to_reqwest(&self) -> Result<Vec<reqwest::Proxy>, reqwest::Error> {
-        let no_proxy = || {
-            self.no_proxy
-                .as_deref()
-                .and_then(reqwest::NoProxy::from_string)
-        };
-        let mut proxies = Vec::new();
-        if let Some(url) = &self.http {
-            proxies.push(reqwest::Proxy::http(url.as_str())?.no_proxy(no_proxy()));
-        }
-        if let Some(url) = &self.https {
-            proxies.push(reqwest::Proxy::https(url.as_str())?.no_proxy(no_proxy()));
-        }
-        Ok(proxies)
+    /// The proxy for one request URL: the one of its scheme, unless `no_proxy` names
+    /// its host.
+    pub fn proxy_for(&self, url: &Url) -> Option<&Url> {
+        let proxy = match url.scheme() {
+            "http" => self.http.as_ref(),
+            "https" => self.https.as_ref(),
+            _ => None,
+        }?;
+        let bypass = self
+            .no_proxy
+            .as_deref()
+            .is_some_and(|list| list.split(',').any(|entry| no_proxy_matches(entry, url)));
+        (!bypass).then_some(proxy)
     }
+
+    /// The reqwest proxy for these settings ([`Self::proxy_for`] per request).
+    pub fn to_reqwest(&self) -> Option<reqwest::Proxy> {
+        if !self.any() {
+            return None;
+        }
+        let settings = self.clone();
+        Some(reqwest::Proxy::custom(move |url| {
+            settings.proxy_for(url).cloned()
+        }))
+    }
+}
+
+/// Whether one `no_proxy` entry names the host (and port) of `url`. Entries are `*`,
+/// an IP address or CIDR block, or a host or domain name (`.example.com` and
+/// `example.com` both cover the subdomains), each with an optional `:port`.
+fn no_proxy_matches(entry: &str, url: &Url) -> bool {
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return false;
+    }
+    if entry == "*" {
+        return true;
+    }
+    let Some(host) = url.host() else {
+        return false;
+    };
+    let port = url.port_or_known_default();
+    // A port: "host:port", "[v6]:port"; a bare IPv6 address has colons of its own.
+    let (name, wanted_port) = match entry.rsplit_once(':') {
+        Some((name, p)) if !name.contains(':') || name.ends_with(']') => match p.parse::<u16>() {
+            Ok(p) => (name, Some(p)),
+            Err(_) => (entry, None),
+        },
+        _ => (entry, None),
+    };
+    if wanted_port.is_some_and(|p| Some(p) != port) {
+        return false;
+    }
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    };
+    if let Some(ip) = ip {
+        if let Ok(net) = name.parse::<ipnet::IpNet>() {
+            return net.contains(&ip);
+        }
+        return name.parse::<std::net::IpAddr>().is_ok_and(|n| n == ip);
+    }
+    let url::Host::Domain(domain) = host else {
+        return false;
+    };
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let name = name
+        .trim_start_matches("*.")
+        .trim_start_matches('.')
+        .trim_end_matches('.');
+    let name = name.to_ascii_lowercase();
+    !name.is_empty()
+        && (domain == name
+            || domain
+                .strip_suffix(name.as_str())
+                .is_some_and(|rest| rest.ends_with('.')))
 }
 
 #[cfg(test)]
@@ -180,7 +256,82 @@ mod tests {
         assert_eq!(s.https.as_ref().unwrap().password(), Some("p"));
         assert_eq!(s.no_proxy.as_deref(), Some(".example.com,10.0.0.0/8"));
         assert!(s.any());
-        assert_eq!(s.to_reqwest().unwrap().len(), 2);
+        assert!(s.to_reqwest().is_some());
+        assert!(ProxySettings::default().to_reqwest().is_none());
+    }
+
+    fn proxy_for<'a>(s: &'a ProxySettings, url: &str) -> Option<&'a str> {
+        let url = Url::parse(url).unwrap();
+        s.proxy_for(&url).map(|p| p.host_str().unwrap_or(""))
+    }
+
+    #[test]
+    fn each_scheme_uses_its_own_proxy() {
+        let s = parse(
+            json!({"http": "http://web:1", "https": "http://tls:2"}),
+            json!(null),
+        )
+        .unwrap();
+        assert_eq!(proxy_for(&s, "http://images/a.raw"), Some("web"));
+        assert_eq!(proxy_for(&s, "https://images/a.raw"), Some("tls"));
+        let only_http = parse(json!({"http": "http://web:1"}), json!(null)).unwrap();
+        assert_eq!(proxy_for(&only_http, "https://images/a.raw"), None);
+    }
+
+    #[test]
+    fn scheme_less_proxies_are_http_as_ironic_allows() {
+        let s = parse(
+            json!({"https": "10.0.0.1:3128", "http": "proxy.lab:8080"}),
+            json!(null),
+        )
+        .unwrap();
+        assert_eq!(s.https.as_ref().unwrap().as_str(), "http://10.0.0.1:3128/");
+        assert_eq!(s.http.as_ref().unwrap().port(), Some(8080));
+    }
+
+    #[test]
+    fn no_proxy_matches_hosts_domains_addresses_blocks_and_ports() {
+        let s = parse(
+            json!({"http": "http://p:1", "https": "http://p:1"}),
+            json!(
+                " .lab.example, exact.host ,10.1.0.0/16,192.0.2.7, images.local:8080,[fd00::1]:443"
+            ),
+        )
+        .unwrap();
+        for direct in [
+            "http://a.lab.example/x",
+            "http://lab.example/x",
+            "http://EXACT.host/x",
+            "http://sub.exact.host/x",
+            "http://10.1.200.3/x",
+            "http://192.0.2.7:81/x",
+            "http://images.local:8080/x",
+            "https://[fd00::1]/x",
+        ] {
+            assert_eq!(
+                proxy_for(&s, direct),
+                None,
+                "{direct} must bypass the proxy"
+            );
+        }
+        for proxied in [
+            "http://notlab.example/x",
+            "http://exact.host.evil/x",
+            "http://10.2.0.1/x",
+            "http://192.0.2.70/x",
+            "http://images.local/x",
+            "http://images.local:8081/x",
+            "http://[fd00::1]:8443/x",
+            "http://other/x",
+        ] {
+            assert_eq!(
+                proxy_for(&s, proxied),
+                Some("p"),
+                "{proxied} must use the proxy"
+            );
+        }
+        let all = parse(json!({"http": "http://p:1"}), json!("*")).unwrap();
+        assert_eq!(proxy_for(&all, "http://anything/x"), None);
     }
 
     #[test]
