@@ -41,7 +41,14 @@ pub fn api_command(data: &[u8]) {
         params.get("image_info"),
         false,
     );
-    let _ = ironic_agent_actors::installer::image::ImageInfo::parse(params.get("image_info"), true);
+    if let Ok(info) =
+        ironic_agent_actors::installer::image::ImageInfo::parse(params.get("image_info"), true)
+    {
+        // Which proxy (after no_proxy) each image URL would use.
+        for url in info.urls.iter().filter_map(|u| url::Url::parse(u).ok()) {
+            let _ = info.proxies.proxy_for(&url);
+        }
+    }
     let _ = ironic_agent_actors::state::command_label(&request.name, params);
     if let Ok(result) = serde_json::from_value::<ironic_agent_actors::command::CommandResult>(
         Value::Object(params.clone()),
