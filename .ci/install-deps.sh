@@ -6,14 +6,14 @@ set -euo pipefail
 need_apt=()
 # lldpd, ipmitool/openipmi (ipmi_sim) and dmidecode are real peers of the inspector's
 # tests; lshw is used by the reference IPA in the inventory parity test (not by us);
-# tinyproxy is the real forward proxy of actors/tests/image_proxy.rs.
+# tinyproxy is the real forward proxy of actors/tests/image_proxy.rs (socat its TLS front).
 for pkg_bin in "curl:curl" "util-linux:lsblk" "podman:podman" "systemd:systemd-analyze" \
     "openssl:openssl" "python3-venv:" \
     "lldpd:lldpd" "ipmitool:ipmitool" "openipmi:ipmi_sim" "dmidecode:dmidecode" \
     "lshw:lshw" \
     "udev:udevadm" "gdisk:sgdisk" "dosfstools:mkfs.fat" "e2fsprogs:debugfs" \
     "xz-utils:xz" "pkg-config:pkg-config" "qemu-utils:qemu-img" "coreutils:shred" \
-    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" "g++:g++" "tinyproxy:tinyproxy" ; do
+    "libzstd-dev:" "libssl-dev:" "liblzma-dev:" "g++:g++" "tinyproxy:tinyproxy" "socat:socat" ; do
     pkg=${pkg_bin%%:*}; bin=${pkg_bin#*:}
     if [[ -n "$bin" ]]; then
         command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -1,7 +1,8 @@
 //! `image_info.proxies` and `no_proxy` against a real forward proxy (tinyproxy, from
 //! apt): http:// images go through it as absolute-form GETs, https:// images through a
-//! CONNECT tunnel, `no_proxy` hosts are fetched directly, and a proxy that refuses or
-//! is gone fails the step clearly without falling back to a direct connection.
+//! CONNECT tunnel (also to an https:// proxy: tinyproxy behind a socat TLS front), `no_proxy`
+//! hosts are fetched directly, and a proxy that refuses, is untrusted or is gone fails the
+//! step clearly without falling back to a direct connection.
 //!
 //! Images are written to loop devices from `losetup -f` (allow-listed, detached on drop).
 
@@ -99,8 +100,9 @@ impl ImageServer {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1: the server config and the PEM (the cafile).
-fn tls_for_loopback() -> (rustls::ServerConfig, String) {
+/// A self-signed certificate for 127.0.0.1: the server config, the certificate PEM (for
+/// the cafile) and the key PEM.
+fn tls_for_loopback() -> (rustls::ServerConfig, String, String) {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
         .expect("self-signed certificate");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
@@ -112,7 +114,63 @@ fn tls_for_loopback() -> (rustls::ServerConfig, String) {
     .with_no_client_auth()
     .with_single_cert(vec![cert.cert.der().clone()], key)
     .expect("server config");
-    (config, cert.cert.pem())
+    (config, cert.cert.pem(), cert.key_pair.serialize_pem())
+}
+
+/// Whether socat is installed; in CI it must be (a panic, never a skip).
+fn socat_usable() -> bool {
+    let found = std::process::Command::new("socat")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: the https-proxy test needs socat (make deps installs it)");
+    }
+    if !found {
+        eprintln!("SKIPPED: socat is not installed (make deps)");
+    }
+    found
+}
+
+/// A TLS front for a plain proxy (socat OPENSSL-LISTEN → tinyproxy): an https:// proxy.
+struct TlsFront {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsFront {
+    fn start(dir: &Path, backend_port: u16, cert_pem: &str, key_pem: &str) -> Self {
+        let pem = dir.join("proxy-front.pem");
+        std::fs::write(&pem, format!("{cert_pem}{key_pem}")).expect("front certificate");
+        let port = free_port();
+        let child = std::process::Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,verify=0,cert={}",
+                pem.display()
+            ))
+            .arg(format!("TCP:127.0.0.1:{backend_port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < until,
+                "socat did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct Case {
@@ -221,7 +279,7 @@ async fn https_image_is_tunnelled_with_connect_through_an_authenticating_proxy()
     if !loop_devices_usable() || !tinyproxy_usable() {
         return;
     }
-    let (tls, pem) = tls_for_loopback();
+    let (tls, pem, _) = tls_for_loopback();
     let case = case(22, |config, dir| {
         let cafile = dir.join("image-ca.pem");
         std::fs::write(&cafile, &pem).expect("write the CA");
@@ -250,6 +308,74 @@ async fn https_image_is_tunnelled_with_connect_through_an_authenticating_proxy()
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].via.is_none(), "a tunnel adds no Via: {seen:?}");
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn https_image_through_an_https_proxy_is_tls_inside_tls() {
+    if !loop_devices_usable() || !tinyproxy_usable() || !socat_usable() {
+        return;
+    }
+    let (origin_tls, origin_pem, _) = tls_for_loopback();
+    let (_, proxy_pem, proxy_key) = tls_for_loopback();
+    let case = case(27, |config, dir| {
+        // One cafile for both: the image server's and the proxy's certificates.
+        let cafile = dir.join("image-ca.pem");
+        std::fs::write(&cafile, format!("{origin_pem}{proxy_pem}")).expect("write the CA");
+        config.cafile = Some(cafile);
+    });
+    let proxy = Tinyproxy::start(case.dir.path(), None);
+    let front = TlsFront::start(case.dir.path(), proxy.port, &proxy_pem, &proxy_key);
+    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], Some(origin_tls));
+    let image_url = format!("{}/disk.raw", server.base);
+    let result = case
+        .write_image(
+            &image_url,
+            json!({"proxies": {"https": format!("https://127.0.0.1:{}", front.port)}}),
+        )
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(case.disk_holds_the_image());
+    let authority = server.base.trim_start_matches("https://");
+    assert_eq!(
+        proxy.requests(),
+        vec![format!("CONNECT {authority} HTTP/1.1")],
+        "the tunnel went through the TLS front to tinyproxy"
+    );
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn https_proxy_with_an_untrusted_certificate_is_refused() {
+    if !loop_devices_usable() || !tinyproxy_usable() || !socat_usable() {
+        return;
+    }
+    let (origin_tls, origin_pem, _) = tls_for_loopback();
+    let (_, proxy_pem, proxy_key) = tls_for_loopback();
+    // The cafile trusts the image server only, not the proxy.
+    let case = case(28, |config, dir| {
+        let cafile = dir.join("image-ca.pem");
+        std::fs::write(&cafile, &origin_pem).expect("write the CA");
+        config.cafile = Some(cafile);
+    });
+    let proxy = Tinyproxy::start(case.dir.path(), None);
+    let front = TlsFront::start(case.dir.path(), proxy.port, &proxy_pem, &proxy_key);
+    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], Some(origin_tls));
+    let err = agent_err(
+        case.write_image(
+            &format!("{}/disk.raw", server.base),
+            json!({"proxies": {"https": format!("https://127.0.0.1:{}", front.port)}}),
+        )
+        .await,
+    );
+    assert_eq!(err.error_type, "ImageDownloadError", "{err:?}");
+    assert!(
+        err.details.to_lowercase().contains("certificate"),
+        "{}",
+        err.details
+    );
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
     server.handle.stop(false).await;
 }
 

@@ -420,7 +420,7 @@ pub fn free_port() -> u16 {
 /// A tinyproxy on a free loopback port, killed on drop.
 pub struct Tinyproxy {
     child: Child,
-    port: u16,
+    pub port: u16,
     log: PathBuf,
 }
 
