@@ -117,22 +117,6 @@ fn tls_for_loopback() -> (rustls::ServerConfig, String, String) {
     (config, cert.cert.pem(), cert.key_pair.serialize_pem())
 }
 
-/// Whether socat is installed; in CI it must be (a panic, never a skip).
-fn socat_usable() -> bool {
-    let found = std::process::Command::new("socat")
-        .arg("-V")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true: the https-proxy test needs socat (make deps installs it)");
-    }
-    if !found {
-        eprintln!("SKIPPED: socat is not installed (make deps)");
-    }
-    found
-}
-
 /// A TLS front for a plain proxy (socat OPENSSL-LISTEN → tinyproxy): an https:// proxy.
 struct TlsFront {
     child: std::process::Child,
@@ -154,15 +138,9 @@ impl TlsFront {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("socat");
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < until,
-                "socat did not listen on {port}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Self { child, port }
+        let front = Self { child, port };
+        wait_for_port(port, "socat");
+        front
     }
 }
 
@@ -311,72 +289,78 @@ async fn https_image_is_tunnelled_with_connect_through_an_authenticating_proxy()
     server.handle.stop(false).await;
 }
 
-#[actix_rt::test]
-async fn https_image_through_an_https_proxy_is_tls_inside_tls() {
-    if !loop_devices_usable() || !tinyproxy_usable() || !socat_usable() {
-        return;
-    }
+/// An https image server, and tinyproxy behind a socat TLS front (an https:// proxy);
+/// the cafile trusts the image server, and the proxy only when `trust_proxy`.
+struct HttpsProxyCase {
+    case: Case,
+    proxy: Tinyproxy,
+    _front: TlsFront,
+    server: ImageServer,
+    proxies: Value,
+}
+
+fn https_proxy_case(seed: u64, trust_proxy: bool) -> HttpsProxyCase {
     let (origin_tls, origin_pem, _) = tls_for_loopback();
     let (_, proxy_pem, proxy_key) = tls_for_loopback();
-    let case = case(27, |config, dir| {
-        // One cafile for both: the image server's and the proxy's certificates.
+    let case = case(seed, |config, dir| {
         let cafile = dir.join("image-ca.pem");
-        std::fs::write(&cafile, format!("{origin_pem}{proxy_pem}")).expect("write the CA");
+        let trusted = if trust_proxy {
+            format!("{origin_pem}{proxy_pem}")
+        } else {
+            origin_pem.clone()
+        };
+        std::fs::write(&cafile, trusted).expect("write the CA");
         config.cafile = Some(cafile);
     });
     let proxy = Tinyproxy::start(case.dir.path(), None);
     let front = TlsFront::start(case.dir.path(), proxy.port, &proxy_pem, &proxy_key);
     let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], Some(origin_tls));
-    let image_url = format!("{}/disk.raw", server.base);
-    let result = case
-        .write_image(
-            &image_url,
-            json!({"proxies": {"https": format!("https://127.0.0.1:{}", front.port)}}),
-        )
-        .await;
+    let proxies = json!({"proxies": {"https": format!("https://127.0.0.1:{}", front.port)}});
+    HttpsProxyCase {
+        case,
+        proxy,
+        _front: front,
+        server,
+        proxies,
+    }
+}
+
+#[actix_rt::test]
+async fn https_image_through_an_https_proxy_is_tls_inside_tls() {
+    if !loop_devices_usable() || !tinyproxy_usable() || !tool_usable("socat", "-V") {
+        return;
+    }
+    let t = https_proxy_case(27, true);
+    let image_url = format!("{}/disk.raw", t.server.base);
+    let result = t.case.write_image(&image_url, t.proxies.clone()).await;
     assert!(result.is_ok(), "{result:?}");
-    assert!(case.disk_holds_the_image());
-    let authority = server.base.trim_start_matches("https://");
+    assert!(t.case.disk_holds_the_image());
+    let authority = t.server.base.trim_start_matches("https://");
     assert_eq!(
-        proxy.requests(),
+        t.proxy.requests(),
         vec![format!("CONNECT {authority} HTTP/1.1")],
         "the tunnel went through the TLS front to tinyproxy"
     );
-    server.handle.stop(false).await;
+    t.server.handle.stop(false).await;
 }
 
 #[actix_rt::test]
 async fn https_proxy_with_an_untrusted_certificate_is_refused() {
-    if !loop_devices_usable() || !tinyproxy_usable() || !socat_usable() {
+    if !loop_devices_usable() || !tinyproxy_usable() || !tool_usable("socat", "-V") {
         return;
     }
-    let (origin_tls, origin_pem, _) = tls_for_loopback();
-    let (_, proxy_pem, proxy_key) = tls_for_loopback();
-    // The cafile trusts the image server only, not the proxy.
-    let case = case(28, |config, dir| {
-        let cafile = dir.join("image-ca.pem");
-        std::fs::write(&cafile, &origin_pem).expect("write the CA");
-        config.cafile = Some(cafile);
-    });
-    let proxy = Tinyproxy::start(case.dir.path(), None);
-    let front = TlsFront::start(case.dir.path(), proxy.port, &proxy_pem, &proxy_key);
-    let server = ImageServer::start(vec![("/disk.raw", case.image.clone())], Some(origin_tls));
-    let err = agent_err(
-        case.write_image(
-            &format!("{}/disk.raw", server.base),
-            json!({"proxies": {"https": format!("https://127.0.0.1:{}", front.port)}}),
-        )
-        .await,
-    );
+    let t = https_proxy_case(28, false);
+    let image_url = format!("{}/disk.raw", t.server.base);
+    let err = agent_err(t.case.write_image(&image_url, t.proxies.clone()).await);
     assert_eq!(err.error_type, "ImageDownloadError", "{err:?}");
     assert!(
         err.details.to_lowercase().contains("certificate"),
         "{}",
         err.details
     );
-    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
-    assert!(server.seen().is_empty(), "{:?}", server.seen());
-    server.handle.stop(false).await;
+    assert!(t.proxy.requests().is_empty(), "{:?}", t.proxy.requests());
+    assert!(t.server.seen().is_empty(), "{:?}", t.server.seen());
+    t.server.handle.stop(false).await;
 }
 
 #[actix_rt::test]

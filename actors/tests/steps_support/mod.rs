@@ -392,21 +392,36 @@ pub fn zeros(len: usize) -> String {
 
 // --- a real forward proxy ------------------------------------------------------------
 
-/// Whether tinyproxy is installed; in CI it must be (a panic, never a skip).
-pub fn tinyproxy_usable() -> bool {
-    let found = Command::new("tinyproxy")
-        .arg("-v")
+/// Whether `program` (probed with `probe_arg`) is installed; in CI it must be (a panic,
+/// never a skip).
+pub fn tool_usable(program: &str, probe_arg: &str) -> bool {
+    let found = Command::new(program)
+        .arg(probe_arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok();
     if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true: the proxy tests need tinyproxy (make deps installs it)");
+        panic!("CI=true: this test needs {program} (make deps installs it)");
     }
     if !found {
-        eprintln!("SKIPPED: tinyproxy is not installed (make deps)");
+        eprintln!("SKIPPED: {program} is not installed (make deps)");
     }
     found
+}
+
+/// Whether tinyproxy is installed (see [`tool_usable`]).
+pub fn tinyproxy_usable() -> bool {
+    tool_usable("tinyproxy", "-v")
+}
+
+/// Waits until something listens on the loopback `port` (10 s at most).
+pub fn wait_for_port(port: u16, what: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A free loopback port (closed again; the caller binds it right away).
@@ -447,11 +462,7 @@ impl Tinyproxy {
             .spawn()
             .expect("tinyproxy");
         let proxy = Self { child, port, log };
-        let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "tinyproxy did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(port, "tinyproxy");
         proxy
     }
 
