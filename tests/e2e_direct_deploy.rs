@@ -6,7 +6,9 @@
 //! `install_bootloader` and `sync` as IPA does for a whole-disk image. The node reaches
 //! `active` and the loop disk holds the image: a raw image (streamed) and a qcow2 one
 //! (converted with qemu-img) must both leave the same raw bytes. A third deploy sets the
-//! node's `image_http_proxy` to a real tinyproxy: the image must come through it.
+//! node's `image_http_proxy` to a real tinyproxy that requires basic auth (credentials in
+//! the proxy URL): the image must come through it, and the password must not be in the
+//! agent's trace log.
 //!
 //! The node keeps the harness's `deploy_forces_oob_reboot` (tear-down is `standby.sync`
 //! plus a fake power-off), and the agent's power commands (`poweroff`, `reboot`,
@@ -37,6 +39,9 @@ const MIB: usize = 1024 * 1024;
 
 /// A write of a few tens of MiB plus Ironic's deploy steps: well within this.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The password of the authenticating proxy in the node's `image_http_proxy` URL.
+const PROXY_PASSWORD: &str = "pr0xy-s3cret-7f3a";
 
 /// The MBR disk signature planted in the image: the agent reports it as the root UUID.
 const SIGNATURE: [u8; 4] = [0x44, 0x33, 0x22, 0x11];
@@ -76,8 +81,8 @@ fn raw_image() -> Vec<u8> {
 
 /// Deploys `served` (in `disk_format`) with the `direct` interface and checks the loop
 /// disk holds `raw` afterwards. With `proxied`, the node's driver_info names a real
-/// tinyproxy as `image_http_proxy` (and an `image_no_proxy` that does not cover the
-/// image server), and the image must have come through it.
+/// authenticating tinyproxy as `image_http_proxy` (and an `image_no_proxy` that does not
+/// cover the image server), and the image must have come through it.
 fn direct_deploy_writes(
     name: &str,
     mac: &str,
@@ -87,7 +92,7 @@ fn direct_deploy_writes(
     proxied: bool,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let proxy = proxied.then(|| Tinyproxy::start(dir.path(), None));
+    let proxy = proxied.then(|| Tinyproxy::start(dir.path(), Some(("ironic", PROXY_PASSWORD))));
     let disk = LoopDev::new(dir.path(), "disk.img", 64 * MIB as u64);
     // Dirty the disk: the deploy must overwrite what the image covers.
     std::fs::write(&disk.path, pseudo_random(raw.len(), 77)).expect("dirty the disk");
@@ -120,7 +125,8 @@ fn direct_deploy_writes(
             .patch_node(
                 &node,
                 json!([
-                    {"op": "add", "path": "/driver_info/image_http_proxy", "value": proxy.url("")},
+                    {"op": "add", "path": "/driver_info/image_http_proxy",
+                     "value": proxy.url(&format!("ironic:{PROXY_PASSWORD}@"))},
                     {"op": "add", "path": "/driver_info/image_no_proxy",
                      "value": ".example.org,images.invalid:8080"},
                 ]),
@@ -135,13 +141,14 @@ fn direct_deploy_writes(
         .unwrap_or_else(|err| panic!("{err:#}\n{}", diagnosis(&ironic, &node, None)));
 
     let started = Instant::now();
-    let mut agent = ConductorAgent::start(
-        &ironic.url(),
-        mac,
-        AgentSetup::plain_http()
-            .args(["--block-device-allowlist", &disk.dev()])
-            .env("PATH", &power_standins(dir.path())),
-    );
+    let mut setup = AgentSetup::plain_http()
+        .args(["--block-device-allowlist", &disk.dev()])
+        .env("PATH", &power_standins(dir.path()));
+    if proxied {
+        // Everything the agent logs, to show the proxy password is never among it.
+        setup = setup.env("RUST_LOG", "trace");
+    }
+    let mut agent = ConductorAgent::start(&ironic.url(), mac, setup);
     let done = expect_state(&ironic, &node, &["active"], DEPLOY_TIMEOUT, &agent);
     eprintln!(
         "direct deploy of a {disk_format} image ({} bytes): agent start → active in {:.1} s",
@@ -190,6 +197,12 @@ fn direct_deploy_writes(
         assert!(
             logs.contains("image downloads go through a proxy"),
             "{logs}"
+        );
+        // Ironic passed the node's image_no_proxy along as image_info.no_proxy.
+        assert!(logs.contains(".example.org,images.invalid:8080"), "{logs}");
+        assert!(
+            !logs.contains(PROXY_PASSWORD),
+            "the proxy password is in the agent's trace log"
         );
     }
     let power_calls =
