@@ -4,6 +4,8 @@
 //! in [`crate::config::HostPaths`]) so tests can point them at fixture
 //! trees, loop devices and stand-in programs.
 
+pub mod lsblk;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::inventory::BlockDevice;
 use super::sysfs::{list_dir, read_trimmed};
-use crate::host::{CommandRunner, CommandSpec, DeviceAllowlist};
+use crate::host::{lsblk, CommandRunner, CommandSpec, DeviceAllowlist};
 
 /// The columns IPA asks lsblk for, in IPA's order.
 pub const LSBLK_COLUMNS: [&str; 12] = [
@@ -83,61 +83,33 @@ pub struct LsblkRow {
     pub tran: Option<String>,
 }
 
-fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
-        _ => None,
-    }
-}
-
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn as_bool(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_u64().unwrap_or(0) != 0,
-        Value::String(s) => matches!(s.trim(), "1" | "true" | "True"),
-        _ => false,
-    }
-}
-
 /// Parses `lsblk --json` output. Every IPA column must be present in every row.
 pub fn parse_lsblk(json: &str) -> Result<Vec<LsblkRow>, String> {
-    let doc: Value = serde_json::from_str(json).map_err(|e| format!("invalid lsblk JSON: {e}"))?;
-    let rows = doc
-        .get("blockdevices")
-        .and_then(Value::as_array)
-        .ok_or("lsblk JSON has no blockdevices list")?;
+    let rows = lsblk::rows(json)?;
     let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let obj = row.as_object().ok_or("lsblk row is not an object")?;
+    for obj in rows {
         for column in LSBLK_COLUMNS {
             if !obj.contains_key(&column.to_ascii_lowercase()) {
-                return Err(format!("lsblk output lacks column {column}: {row}"));
+                return Err(format!(
+                    "lsblk output lacks column {column}: {}",
+                    Value::Object(obj.clone())
+                ));
             }
         }
-        let get = |k: &str| obj.get(k).unwrap_or(&Value::Null);
+        let get = |k: &str| obj.get(k);
         out.push(LsblkRow {
-            kname: as_string(get("kname")).unwrap_or_default(),
-            model: as_string(get("model")),
-            size: as_u64(get("size")).unwrap_or(0),
-            rotational: as_bool(get("rota")),
-            devtype: as_string(get("type"))
+            kname: lsblk::text(get("kname")).unwrap_or_default(),
+            model: lsblk::text(get("model")),
+            size: lsblk::number(get("size")).unwrap_or(0),
+            rotational: lsblk::flag(get("rota")),
+            devtype: lsblk::text(get("type"))
                 .unwrap_or_default()
                 .to_ascii_lowercase(),
-            serial: as_string(get("serial")).filter(|s| !s.is_empty()),
-            wwn: as_string(get("wwn")).filter(|s| !s.is_empty()),
-            log_sec: as_u64(get("log-sec")),
-            phy_sec: as_u64(get("phy-sec")),
-            tran: as_string(get("tran")).filter(|s| !s.is_empty()),
+            serial: lsblk::non_empty(get("serial")),
+            wwn: lsblk::non_empty(get("wwn")),
+            log_sec: lsblk::number(get("log-sec")),
+            phy_sec: lsblk::number(get("phy-sec")),
+            tran: lsblk::non_empty(get("tran")),
         });
     }
     Ok(out)

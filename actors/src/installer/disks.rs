@@ -1,15 +1,13 @@
-//! Block-device enumeration for the generic steps (a small `lsblk` reader of
-//! this module's own until the inspector's inventory lands), and direct-I/O
-//! helpers shared by the erase and image-write paths.
+//! Block-device enumeration for the generic steps (lsblk with the columns they need:
+//! partitions, read-only flags, signatures; rows read by [`crate::host::lsblk`] as the
+//! inspector's are), and direct-I/O helpers shared by the erase and image-write paths.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
-use crate::host::{CommandRunner, CommandSpec, DeviceAllowlist};
+use crate::host::{lsblk, CommandRunner, CommandSpec, DeviceAllowlist};
 
 /// The label of the virtual-media device IPA never touches.
 pub const VIRTUAL_MEDIA_LABEL: &str = "ir-vfd-dev";
@@ -72,54 +70,23 @@ impl BlockDev {
 /// The lsblk columns read here.
 const COLUMNS: &str = "KNAME,TYPE,SIZE,RO,FSTYPE,PARTTYPE,LABEL,PKNAME,LOG-SEC";
 
-fn as_bool(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::String(s) => s == "1" || s == "true",
-        Value::Number(n) => n.as_u64() == Some(1),
-        _ => false,
-    }
-}
-
-fn as_u64(v: &Value) -> u64 {
-    match v {
-        Value::Number(n) => n.as_u64().unwrap_or(0),
-        Value::String(s) => s.parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn as_opt_str(v: &Value) -> Option<String> {
-    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
-}
-
 /// Parses `lsblk -J -l -b -o <COLUMNS>` output.
 pub fn parse_lsblk(json: &str) -> io::Result<Vec<BlockDev>> {
-    let value: Value = serde_json::from_str(json)
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("lsblk: {err}")))?;
-    let devices = value
-        .get("blockdevices")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    Ok(devices
+    let rows = lsblk::rows(json).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+    Ok(rows
         .iter()
         .filter_map(|d| {
-            let kname = d.get("kname").and_then(Value::as_str)?;
-            let sector = as_u64(d.get("log-sec").unwrap_or(&Value::Null));
+            let kname = lsblk::non_empty(d.get("kname"))?;
+            let sector = lsblk::number(d.get("log-sec")).unwrap_or(0);
             Some(BlockDev {
                 path: PathBuf::from(format!("/dev/{kname}")),
-                kind: d
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                size: as_u64(d.get("size").unwrap_or(&Value::Null)),
-                read_only: as_bool(d.get("ro").unwrap_or(&Value::Null)),
-                fstype: d.get("fstype").and_then(as_opt_str),
-                parttype: d.get("parttype").and_then(as_opt_str),
-                label: d.get("label").and_then(as_opt_str),
-                parent: d.get("pkname").and_then(as_opt_str),
+                kind: lsblk::text(d.get("type")).unwrap_or_default(),
+                size: lsblk::number(d.get("size")).unwrap_or(0),
+                read_only: lsblk::flag(d.get("ro")),
+                fstype: lsblk::non_empty(d.get("fstype")),
+                parttype: lsblk::non_empty(d.get("parttype")),
+                label: lsblk::non_empty(d.get("label")),
+                parent: lsblk::non_empty(d.get("pkname")),
                 logical_sector: if sector == 0 { 512 } else { sector },
             })
         })
