@@ -55,7 +55,8 @@ pub struct Fetcher {
     pub retries: u32,
     /// `image_download_connection_retry_interval`.
     pub interval: Duration,
-    /// `image_download_connection_timeout`: connect timeout and longest gap between chunks.
+    /// `image_download_connection_timeout`: connect timeout, longest wait for the response
+    /// head and longest gap between chunks.
     pub stall: Duration,
     /// `image_download_max_duration` as a deadline.
     pub deadline: Option<Instant>,
@@ -81,9 +82,6 @@ impl Fetcher {
             .proxies
             .clone()
             .with_environment(|name| std::env::var(name).ok());
-        let setup_failed = |e: reqwest::Error| {
-            failures::image_download(&info.id, format!("HTTP client setup: {}", describe(&e)))
-        };
         // `no_proxy()` first: the proxies come from `proxies` alone, never from
         // reqwest's own reading of the environment.
         let mut builder = reqwest::Client::builder()
@@ -103,7 +101,9 @@ impl Fetcher {
                 "image downloads go through a proxy"
             );
         }
-        let client = builder.build().map_err(setup_failed)?;
+        let client = builder.build().map_err(|e| {
+            failures::image_download(&info.id, format!("HTTP client setup: {}", describe(&e)))
+        })?;
         let strategy = info
             .auth_strategy
             .clone()
