@@ -7,16 +7,15 @@ use serde_json::{Map, Value};
 
 /// The rows of an `lsblk --json` document (`blockdevices`), each a JSON object.
 pub fn rows(json: &str) -> Result<Vec<Map<String, Value>>, String> {
-    let doc: Value = serde_json::from_str(json).map_err(|e| format!("invalid lsblk JSON: {e}"))?;
-    let rows = doc
-        .get("blockdevices")
-        .and_then(Value::as_array)
-        .ok_or("lsblk JSON has no blockdevices list")?;
-    rows.iter()
-        .map(|row| {
-            row.as_object()
-                .cloned()
-                .ok_or_else(|| format!("lsblk row is not an object: {row}"))
+    let mut doc: Value =
+        serde_json::from_str(json).map_err(|e| format!("invalid lsblk JSON: {e}"))?;
+    let Some(Value::Array(rows)) = doc.get_mut("blockdevices").map(Value::take) else {
+        return Err("lsblk JSON has no blockdevices list".to_string());
+    };
+    rows.into_iter()
+        .map(|row| match row {
+            Value::Object(obj) => Ok(obj),
+            other => Err(format!("lsblk row is not an object: {other}")),
         })
         .collect()
 }

@@ -209,26 +209,30 @@ fn no_proxy_matches(entry: &str, url: &Url) -> bool {
         return false;
     }
     let name = name.trim_start_matches('[').trim_end_matches(']');
-    let ip = match host {
-        url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    };
-    if let Some(ip) = ip {
-        if let Ok(net) = name.parse::<ipnet::IpNet>() {
-            return net.contains(&ip);
-        }
-        return name.parse::<std::net::IpAddr>().is_ok_and(|n| n == ip);
+    match host {
+        url::Host::Ipv4(ip) => ip_matches(name, ip.into()),
+        url::Host::Ipv6(ip) => ip_matches(name, ip.into()),
+        url::Host::Domain(domain) => domain_matches(name, domain),
     }
-    let url::Host::Domain(domain) = host else {
-        return false;
-    };
+}
+
+/// Whether a `no_proxy` name (an address or a CIDR block) covers `ip`.
+fn ip_matches(name: &str, ip: std::net::IpAddr) -> bool {
+    match name.parse::<ipnet::IpNet>() {
+        Ok(net) => net.contains(&ip),
+        Err(_) => name.parse::<std::net::IpAddr>().is_ok_and(|n| n == ip),
+    }
+}
+
+/// Whether a `no_proxy` host or domain name covers `domain` (itself or a subdomain,
+/// at a label boundary; a leading `.` or `*.` means the same).
+fn domain_matches(name: &str, domain: &str) -> bool {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let name = name
         .trim_start_matches("*.")
         .trim_start_matches('.')
-        .trim_end_matches('.');
-    let name = name.to_ascii_lowercase();
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     !name.is_empty()
         && (domain == name
             || domain
